@@ -1,0 +1,342 @@
+//! Matrix products. Every product goes through a real GEMM: the `gemm` crate (AVX-512 kernels
+//! picked at run time, multithreaded for large products) or `matrixmultiply` as the portable
+//! fallback. Transposed operands are passed as strides, never copied.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::dtype::Element;
+use crate::error::{Result, TensorError};
+use crate::shape::Shape;
+use crate::tensor::{StorageElement, Tensor};
+
+static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Work (multiply-adds) below which a product runs on one thread: handing a small product to a
+/// second core costs more than it saves.
+const PARALLEL_MIN_WORK: usize = 96 * 96 * 96;
+
+/// Sets how many threads a large matrix product may use (0 = all available cores).
+///
+/// ```
+/// flux_tensor::set_num_threads(1);
+/// assert_eq!(flux_tensor::num_threads(), 1);
+/// flux_tensor::set_num_threads(0);
+/// ```
+pub fn set_num_threads(n: usize) {
+    NUM_THREADS.store(n, Ordering::Relaxed);
+}
+
+/// Threads a large matrix product may use.
+///
+/// ```
+/// assert!(flux_tensor::num_threads() >= 1);
+/// ```
+pub fn num_threads() -> usize {
+    match NUM_THREADS.load(Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    }
+}
+
+/// Element types with a GEMM kernel.
+pub trait GemmElement: StorageElement {
+    /// `c = a·b + (accumulate ? c : 0)`, all column-major; `a` is `[m, k]` (or `[k, m]` read
+    /// transposed when `ta`), `b` is `[k, n]` (or `[n, k]` when `tb`), `c` is `[m, n]`.
+    fn gemm(m: usize, n: usize, k: usize, a: &[Self], ta: bool, b: &[Self], tb: bool, c: &mut [Self], accumulate: bool);
+}
+
+/// (row stride, column stride) of a column-major `[rows, cols]` operand, or of its transpose.
+#[inline]
+fn strides(rows: usize, cols: usize, transposed: bool) -> (isize, isize) {
+    if transposed {
+        // the stored matrix is [cols, rows]; element (i, j) lives at j + i * cols
+        (cols as isize, 1)
+    } else {
+        (1, rows as isize)
+    }
+}
+
+macro_rules! impl_gemm {
+    ($t:ty, $mm:ident) => {
+        impl GemmElement for $t {
+            fn gemm(m: usize, n: usize, k: usize, a: &[$t], ta: bool, b: &[$t], tb: bool, c: &mut [$t], accumulate: bool) {
+                assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: operand too small");
+                if m == 0 || n == 0 {
+                    return;
+                }
+                if k == 0 {
+                    if !accumulate {
+                        c[..m * n].fill(0.0);
+                    }
+                    return;
+                }
+                let (ars, acs) = strides(m, k, ta);
+                let (brs, bcs) = strides(k, n, tb);
+                #[cfg(feature = "gemm")]
+                {
+                    let threads = num_threads();
+                    let par = if threads > 1 && m * n * k >= PARALLEL_MIN_WORK {
+                        gemm::Parallelism::Rayon(threads)
+                    } else {
+                        gemm::Parallelism::None
+                    };
+                    // SAFETY: the asserts above bound every index the strides reach: a is
+                    // m×k, b is k×n and c is m×n, each column-major or transposed in place.
+                    unsafe {
+                        gemm::gemm(
+                            m, n, k,
+                            c.as_mut_ptr(), m as isize, 1,
+                            accumulate,
+                            a.as_ptr(), acs, ars,
+                            b.as_ptr(), bcs, brs,
+                            1.0, 1.0,
+                            false, false, false,
+                            par,
+                        );
+                    }
+                }
+                #[cfg(not(feature = "gemm"))]
+                {
+                    let beta = if accumulate { 1.0 } else { 0.0 };
+                    let _ = PARALLEL_MIN_WORK;
+                    // SAFETY: as above, the strides stay inside the asserted lengths.
+                    unsafe {
+                        matrixmultiply::$mm(m, k, n, 1.0, a.as_ptr(), ars, acs, b.as_ptr(), brs, bcs, beta, c.as_mut_ptr(), 1, m as isize);
+                    }
+                }
+            }
+        }
+    };
+}
+
+impl_gemm!(f32, sgemm);
+impl_gemm!(f64, dgemm);
+
+/// The portable path, always available: `matrixmultiply`, single-threaded. Used by tests to
+/// check the `gemm` crate against an independent implementation.
+///
+/// ```
+/// let a = [1.0f64, 2.0, 3.0, 4.0]; // [1 3; 2 4]
+/// let mut c = [0.0f64; 4];
+/// flux_tensor::matmul::gemm_portable(2, 2, 2, &a, false, &a, false, &mut c);
+/// assert_eq!(c, [7.0, 10.0, 15.0, 22.0]);
+/// ```
+pub fn gemm_portable<T: Element>(m: usize, n: usize, k: usize, a: &[T], ta: bool, b: &[T], tb: bool, c: &mut [T]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: operand too small");
+    let (ars, acs) = strides(m, k, ta);
+    let (brs, bcs) = strides(k, n, tb);
+    // SAFETY: the asserts bound every index; T is f32 or f64, checked by the TypeId match.
+    unsafe {
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+            matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr() as *const f32, ars, acs, b.as_ptr() as *const f32, brs, bcs, 0.0, c.as_mut_ptr() as *mut f32, 1, m as isize);
+        } else {
+            matrixmultiply::dgemm(m, k, n, 1.0, a.as_ptr() as *const f64, ars, acs, b.as_ptr() as *const f64, brs, bcs, 0.0, c.as_mut_ptr() as *mut f64, 1, m as isize);
+        }
+    }
+}
+
+/// How an operand of [`Tensor::matmul_t`] is read.
+fn as_matrix(op: &'static str, t: &Tensor, other: &Tensor, side: &str) -> Result<(usize, usize)> {
+    match t.rank() {
+        1 if side == "rhs" => Ok((t.shape()[0], 1)),
+        1 => Ok((t.shape()[0], 1)),
+        2 => Ok((t.shape()[0], t.shape()[1])),
+        _ => Err(TensorError::ShapeMismatch {
+            op,
+            lhs: t.shape().to_vec(),
+            rhs: other.shape().to_vec(),
+            reason: format!("the {side} must be a vector or a matrix here"),
+        }),
+    }
+}
+
+impl Tensor {
+    /// Matrix product with Julia's shapes: `[m, k] · [k, n] -> [m, n]`, `[m, k] · [k] -> [m]`,
+    /// `[m, k] · [k, n, b...] -> [m, n, b...]` (a weight applied to every slice), and batched
+    /// `[m, k, b] · [k, n, b] -> [m, n, b]`. Mixed dtypes promote. Panics on bad shapes
+    /// (see [`Tensor::try_matmul`]).
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]); // [1 3; 2 4]
+    /// let x = Tensor::from_vec(vec![1.0, 1.0], &[2]);
+    /// assert_eq!(a.matmul(&x).to_vec(), vec![4.0, 6.0]);
+    /// ```
+    pub fn matmul(&self, other: &Tensor) -> Tensor {
+        self.try_matmul(other).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Fallible [`Tensor::matmul`]: the error names both shapes and the inner dimensions.
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// let e = Tensor::zeros(&[2, 3]).try_matmul(&Tensor::zeros(&[2])).unwrap_err();
+    /// assert!(e.to_string().contains("[2, 3] and [2]"));
+    /// ```
+    pub fn try_matmul(&self, other: &Tensor) -> Result<Tensor> {
+        let dtype = self.dtype().promote(other.dtype());
+        let (a, b) = (self.to_dtype(dtype), other.to_dtype(dtype));
+        match (a.rank(), b.rank()) {
+            (2, r) if r >= 3 => {
+                let k = b.shape()[0];
+                let rest: usize = b.shape()[1..].iter().product();
+                let flat = b.reshape(&[k, rest]);
+                let c = a.try_matmul_t(&flat, false, false).map_err(|_| mismatch(self, other, a.shape()[1], k))?;
+                let mut out = vec![a.shape()[0]];
+                out.extend_from_slice(&b.shape()[1..]);
+                Ok(c.reshape(&out))
+            }
+            (3, 3) => batched(&a, &b).map_err(|_| mismatch(self, other, a.shape()[1], b.shape()[0])),
+            (2, 1) => {
+                let c = a.try_matmul_t(&b.reshape(&[b.numel(), 1]), false, false).map_err(|_| mismatch(self, other, a.shape()[1], b.numel()))?;
+                Ok(c.reshape(&[a.shape()[0]]))
+            }
+            (1, 2) => a.reshape(&[a.numel(), 1]).try_matmul_t(&b, false, false).map_err(|_| mismatch(self, other, 1, b.shape()[0])),
+            (2, 2) => a.try_matmul_t(&b, false, false),
+            _ => Err(TensorError::ShapeMismatch {
+                op: "matmul",
+                lhs: self.shape().to_vec(),
+                rhs: other.shape().to_vec(),
+                reason: "matmul takes a matrix times a vector, a matrix or a batch, or two batches".into(),
+            }),
+        }
+    }
+
+    /// `op(a) · op(b)` for matrices, where `op` transposes when the flag is set, without copying
+    /// the transposed operand. Vectors count as one-column matrices.
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]);
+    /// assert_eq!(a.matmul_t(&a, true, false), a.transpose().matmul(&a));
+    /// ```
+    pub fn matmul_t(&self, other: &Tensor, ta: bool, tb: bool) -> Tensor {
+        self.try_matmul_t(other, ta, tb).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Fallible [`Tensor::matmul_t`].
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// assert!(Tensor::zeros(&[2, 3]).try_matmul_t(&Tensor::zeros(&[2, 3]), false, false).is_err());
+    /// ```
+    pub fn try_matmul_t(&self, other: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
+        let dtype = self.dtype().promote(other.dtype());
+        let (a, b) = (self.to_dtype(dtype), other.to_dtype(dtype));
+        let (ar, ac) = as_matrix("matmul", &a, &b, "lhs")?;
+        let (br, bc) = as_matrix("matmul", &b, &a, "rhs")?;
+        let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
+        let (k2, n) = if tb { (bc, br) } else { (br, bc) };
+        if k != k2 {
+            return Err(mismatch(self, other, k, k2));
+        }
+        let shape = Shape::new(&[m, n]);
+        Ok(crate::dispatch!(a, |av: T| {
+            let bv = b.as_slice::<T>().expect("promoted");
+            let mut c = vec![<T as Element>::ZERO; m * n];
+            T::gemm(m, n, k, av, ta, bv, tb, &mut c, false);
+            Tensor::from_typed(c, shape)
+        }))
+    }
+}
+
+fn mismatch(a: &Tensor, b: &Tensor, k1: usize, k2: usize) -> TensorError {
+    TensorError::ShapeMismatch {
+        op: "matmul",
+        lhs: a.shape().to_vec(),
+        rhs: b.shape().to_vec(),
+        reason: format!("inner dimensions differ ({k1} vs {k2})"),
+    }
+}
+
+/// `[m, k, b] · [k, n, b] -> [m, n, b]`, one GEMM per slice.
+fn batched(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (m, k, nb) = (a.shape()[0], a.shape()[1], a.shape()[2]);
+    let (k2, n, nb2) = (b.shape()[0], b.shape()[1], b.shape()[2]);
+    if k != k2 || nb != nb2 {
+        return Err(TensorError::ShapeMismatch {
+            op: "matmul",
+            lhs: a.shape().to_vec(),
+            rhs: b.shape().to_vec(),
+            reason: "batched matmul needs [m, k, b] and [k, n, b]".into(),
+        });
+    }
+    let shape = Shape::new(&[m, n, nb]);
+    Ok(crate::dispatch!(a, |av: T| {
+        let bv = b.as_slice::<T>().expect("same dtype");
+        let mut c = vec![<T as Element>::ZERO; m * n * nb];
+        for i in 0..nb {
+            T::gemm(m, n, k, &av[i * m * k..(i + 1) * m * k], false, &bv[i * k * n..(i + 1) * k * n], false, &mut c[i * m * n..(i + 1) * m * n], false);
+        }
+        Tensor::from_typed(c, shape)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn naive(a: &Tensor, b: &Tensor) -> Vec<f64> {
+        let (m, k) = (a.shape()[0], a.shape()[1]);
+        let n = b.shape()[1];
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    c[i + j * m] += a.get(&[i, p]) * b.get(&[p, j]);
+                }
+            }
+        }
+        c
+    }
+
+    proptest! {
+        #[test]
+        fn matmul_matches_naive(m in 1usize..40, k in 0usize..40, n in 1usize..40, ta: bool, tb: bool, f32_: bool) {
+            let mut a = if ta { Tensor::randn(&[k, m]) } else { Tensor::randn(&[m, k]) };
+            let mut b = if tb { Tensor::randn(&[n, k]) } else { Tensor::randn(&[k, n]) };
+            if f32_ { a = a.to_f32(); b = b.to_f32(); }
+            let got = a.matmul_t(&b, ta, tb);
+            let (ea, eb) = (if ta { a.transpose() } else { a.clone() }, if tb { b.transpose() } else { b.clone() });
+            let want = naive(&ea, &eb);
+            let tol = if f32_ { 1e-4 } else { 1e-10 };
+            for (g, w) in got.to_vec().iter().zip(&want) {
+                prop_assert!((g - w).abs() <= tol * (1.0 + w.abs()), "{} vs {}", g, w);
+            }
+        }
+    }
+
+    #[test]
+    fn large_parallel_product_matches_portable() {
+        for &n in &[97usize, 200] {
+            let a = Tensor::randn(&[n, n + 3]).to_f32();
+            let b = Tensor::randn(&[n + 3, n - 1]).to_f32();
+            let got = a.matmul(&b);
+            let mut want = vec![0.0f32; n * (n - 1)];
+            gemm_portable(n, n - 1, n + 3, a.as_slice::<f32>().unwrap(), false, b.as_slice::<f32>().unwrap(), false, &mut want);
+            for (g, w) in got.to_vec_f32().iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-3 * (1.0 + w.abs()));
+            }
+        }
+    }
+
+    #[test]
+    fn vector_and_batch_shapes() {
+        let w = Tensor::randn(&[3, 4]);
+        assert_eq!(w.matmul(&Tensor::randn(&[4])).shape(), &[3]);
+        assert_eq!(w.matmul(&Tensor::randn(&[4, 5, 2])).shape(), &[3, 5, 2]);
+        let a = Tensor::randn(&[2, 3, 4]);
+        let b = Tensor::randn(&[3, 5, 4]);
+        let c = a.matmul(&b);
+        assert_eq!(c.shape(), &[2, 5, 4]);
+        let slice = |t: &Tensor, i: usize| t.select(2, i);
+        assert!(c.select(2, 1).allclose(&slice(&a, 1).matmul(&slice(&b, 1)), 1e-12, 1e-12));
+    }
+
+    #[test]
+    fn mismatch_is_an_error_naming_shapes() {
+        let e = Tensor::zeros(&[2, 3]).try_matmul(&Tensor::zeros(&[4, 2])).unwrap_err().to_string();
+        assert!(e.contains("matmul") && e.contains("[2, 3]") && e.contains("[4, 2]") && e.contains("3 vs 4"), "{e}");
+    }
+}

@@ -1,0 +1,215 @@
+//! [`Shape`]: the dimensions of a tensor, stored inline for the common ranks so that creating a
+//! tensor does not allocate for its shape.
+
+use std::fmt;
+use std::ops::Deref;
+
+const INLINE: usize = 6;
+
+/// Dimensions of a tensor, first dimension first (Julia's order: features, then batch).
+/// Derefs to `&[usize]`.
+///
+/// ```
+/// use flux_tensor::Shape;
+/// let s = Shape::from(&[2, 3][..]);
+/// assert_eq!(&*s, &[2, 3]);
+/// assert_eq!(s.numel(), 6);
+/// ```
+#[derive(Clone)]
+pub struct Shape(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline(u8, [usize; INLINE]),
+    Heap(Vec<usize>),
+}
+
+impl Shape {
+    /// The shape of a 0-d (scalar) tensor.
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::Shape::scalar().rank(), 0);
+    /// ```
+    pub fn scalar() -> Shape {
+        Shape(Repr::Inline(0, [0; INLINE]))
+    }
+
+    /// Builds a shape from dimensions.
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::Shape::new(&[4]).numel(), 4);
+    /// ```
+    pub fn new(dims: &[usize]) -> Shape {
+        if dims.len() <= INLINE {
+            let mut a = [0; INLINE];
+            a[..dims.len()].copy_from_slice(dims);
+            Shape(Repr::Inline(dims.len() as u8, a))
+        } else {
+            Shape(Repr::Heap(dims.to_vec()))
+        }
+    }
+
+    /// The dimensions as a slice.
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::Shape::new(&[2, 1]).dims(), &[2, 1]);
+    /// ```
+    #[inline]
+    pub fn dims(&self) -> &[usize] {
+        match &self.0 {
+            Repr::Inline(n, a) => &a[..*n as usize],
+            Repr::Heap(v) => v,
+        }
+    }
+
+    /// Number of dimensions.
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::Shape::new(&[2, 3, 4]).rank(), 3);
+    /// ```
+    #[inline]
+    pub fn rank(&self) -> usize {
+        self.dims().len()
+    }
+
+    /// Number of elements (1 for a scalar).
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::Shape::new(&[2, 3]).numel(), 6);
+    /// ```
+    #[inline]
+    pub fn numel(&self) -> usize {
+        self.dims().iter().product()
+    }
+
+    /// Size of dimension `d`, where a missing trailing dimension counts as 1 (Julia's rule).
+    ///
+    /// ```
+    /// let s = flux_tensor::Shape::new(&[5]);
+    /// assert_eq!(s.dim_or_one(1), 1);
+    /// ```
+    #[inline]
+    pub fn dim_or_one(&self, d: usize) -> usize {
+        self.dims().get(d).copied().unwrap_or(1)
+    }
+
+    /// Column-major strides (the first index varies fastest).
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::Shape::new(&[2, 3, 4]).strides(), vec![1, 2, 6]);
+    /// ```
+    pub fn strides(&self) -> Vec<usize> {
+        let mut s = Vec::with_capacity(self.rank());
+        let mut acc = 1;
+        for &d in self.dims() {
+            s.push(acc);
+            acc *= d;
+        }
+        s
+    }
+
+    /// The dimensions as an owned vector (for error messages).
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::Shape::new(&[3]).to_vec(), vec![3]);
+    /// ```
+    pub fn to_vec(&self) -> Vec<usize> {
+        self.dims().to_vec()
+    }
+
+    /// Julia's `2×3` form (`5-element` for vectors is chosen by `Display` of tensors).
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::Shape::new(&[2, 3]).times_string(), "2×3");
+    /// ```
+    pub fn times_string(&self) -> String {
+        let d: Vec<String> = self.dims().iter().map(|d| d.to_string()).collect();
+        d.join("×")
+    }
+}
+
+impl Deref for Shape {
+    type Target = [usize];
+    #[inline]
+    fn deref(&self) -> &[usize] {
+        self.dims()
+    }
+}
+
+impl PartialEq for Shape {
+    fn eq(&self, other: &Shape) -> bool {
+        self.dims() == other.dims()
+    }
+}
+impl Eq for Shape {}
+
+impl PartialEq<[usize]> for Shape {
+    fn eq(&self, other: &[usize]) -> bool {
+        self.dims() == other
+    }
+}
+
+impl PartialEq<&[usize]> for Shape {
+    fn eq(&self, other: &&[usize]) -> bool {
+        self.dims() == *other
+    }
+}
+
+impl<const N: usize> PartialEq<[usize; N]> for Shape {
+    fn eq(&self, other: &[usize; N]) -> bool {
+        self.dims() == other
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(d: &[usize]) -> Shape {
+        Shape::new(d)
+    }
+}
+
+impl From<Vec<usize>> for Shape {
+    fn from(d: Vec<usize>) -> Shape {
+        Shape::new(&d)
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for Shape {
+    fn from(d: [usize; N]) -> Shape {
+        Shape::new(&d)
+    }
+}
+
+impl fmt::Debug for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.dims())
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.dims())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_and_heap_agree() {
+        let small = Shape::new(&[1, 2, 3]);
+        let big = Shape::new(&[1, 2, 3, 1, 1, 1, 2]);
+        assert_eq!(small.numel(), 6);
+        assert_eq!(big.numel(), 12);
+        assert_eq!(big.rank(), 7);
+        assert_eq!(big.strides(), vec![1, 1, 2, 6, 6, 6, 6]);
+    }
+
+    #[test]
+    fn missing_trailing_dims_are_one() {
+        let s = Shape::new(&[4]);
+        assert_eq!(s.dim_or_one(0), 4);
+        assert_eq!(s.dim_or_one(3), 1);
+        assert_eq!(Shape::scalar().numel(), 1);
+    }
+}
