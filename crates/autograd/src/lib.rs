@@ -1,1 +1,51 @@
-//! placeholder
+//! # flux-autograd
+//!
+//! Tracked values and reverse-mode gradients for flux-rs, after Flux's Tracker.
+//!
+//! - [`Var`]: a value that records the operations applied to it. [`param`] makes a trainable
+//!   leaf; `Var::from(tensor)` a constant.
+//! - [`gradient`], [`gradients`], [`gradient_params`]: derivatives of a scalar function with
+//!   respect to one argument, several arguments, or a set of [`Params`] (giving [`Grads`]).
+//!   Called inside another gradient call they record their own backward pass, so gradients
+//!   nest to any depth with no flag.
+//! - [`update`]: `p = p + Δ` in place.
+//! - [`CustomOp`]: a new op with its own backward rule; [`gradcheck`] / [`gradcheck2`] check
+//!   any function's first and second derivatives against finite differences.
+//!
+//! Every backward rule is written once over [`Value`], which is either a raw [`flux_tensor::Tensor`]
+//! (the fast path: no graph is built when nothing outer records) or a recorded `Var`.
+//!
+//! ```
+//! use flux_autograd::{gradient_params, param, params, update, Var};
+//! use flux_tensor::Tensor;
+//! flux_tensor::seed(1);
+//! let w = param(Tensor::rand(&[2, 5]));
+//! let b = param(Tensor::rand(&[2]));
+//! let (x, y) = (Var::from(Tensor::rand(&[5])), Var::from(Tensor::rand(&[2])));
+//! let loss = || (&y - (w.matmul(&x) + &b)).powi(2).sum();
+//! let before = loss().item();
+//! let gs = gradient_params(loss, &params![&w, &b]);
+//! update(&w, &(-0.1 * &gs[&w]));
+//! assert!(loss().item() < before);
+//! ```
+
+mod backward;
+mod error;
+mod gradcheck;
+mod gradient;
+mod op;
+pub mod ops;
+mod tape;
+mod value;
+mod var;
+
+pub use error::AutogradError;
+pub use gradcheck::{gradcheck, gradcheck2, gradcheck2_with, gradcheck_with, GradcheckConfig, GradcheckError, GradcheckReport};
+pub use gradient::{gradient, gradient_nested, gradient_params, gradients, try_update, update, AsTensor, Grads, Params};
+pub use ops::custom::CustomOp;
+pub use tape::no_grad;
+pub use value::Value;
+pub use var::{param, Var};
+
+#[cfg(test)]
+mod tests;

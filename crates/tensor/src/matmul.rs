@@ -340,3 +340,49 @@ mod tests {
         assert!(e.contains("matmul") && e.contains("[2, 3]") && e.contains("[4, 2]") && e.contains("3 vs 4"), "{e}");
     }
 }
+
+impl Tensor {
+    /// Batched `op(a_i) · op(b_i)` over the last dimension of two rank-3 tensors, where `op`
+    /// transposes each `[rows, cols]` slice when its flag is set (no copies).
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// let a = Tensor::randn(&[2, 3, 4]);
+    /// let b = Tensor::randn(&[2, 5, 4]);
+    /// assert_eq!(a.bmm_t(&b, true, false).shape(), &[3, 5, 4]);
+    /// ```
+    pub fn bmm_t(&self, other: &Tensor, ta: bool, tb: bool) -> Tensor {
+        self.try_bmm_t(other, ta, tb).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Fallible [`Tensor::bmm_t`].
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// assert!(Tensor::zeros(&[2, 3, 4]).try_bmm_t(&Tensor::zeros(&[2, 3, 5]), false, false).is_err());
+    /// ```
+    pub fn try_bmm_t(&self, other: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
+        let dtype = self.dtype().promote(other.dtype());
+        let (a, b) = (self.to_dtype(dtype), other.to_dtype(dtype));
+        let bad = |reason: &str| TensorError::ShapeMismatch { op: "batched matmul", lhs: self.shape().to_vec(), rhs: other.shape().to_vec(), reason: reason.into() };
+        if a.rank() != 3 || b.rank() != 3 {
+            return Err(bad("both operands must have rank 3"));
+        }
+        let (ar, ac, nb) = (a.shape()[0], a.shape()[1], a.shape()[2]);
+        let (br, bc, nb2) = (b.shape()[0], b.shape()[1], b.shape()[2]);
+        let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
+        let (k2, n) = if tb { (bc, br) } else { (br, bc) };
+        if k != k2 || nb != nb2 {
+            return Err(bad(&format!("inner dimensions ({k} vs {k2}) and batch sizes ({nb} vs {nb2}) must agree")));
+        }
+        let shape = Shape::new(&[m, n, nb]);
+        Ok(crate::dispatch!(a, |av: T| {
+            let bv = b.as_slice::<T>().expect("same dtype");
+            let mut c = vec![<T as Element>::ZERO; m * n * nb];
+            for i in 0..nb {
+                T::gemm(m, n, k, &av[i * m * k..(i + 1) * m * k], ta, &bv[i * k * n..(i + 1) * k * n], tb, &mut c[i * m * n..(i + 1) * m * n], false);
+            }
+            Tensor::from_typed(c, shape)
+        }))
+    }
+}

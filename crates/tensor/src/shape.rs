@@ -161,6 +161,12 @@ impl<const N: usize> PartialEq<[usize; N]> for Shape {
     }
 }
 
+impl<const N: usize> PartialEq<&[usize; N]> for Shape {
+    fn eq(&self, other: &&[usize; N]) -> bool {
+        self.dims() == *other
+    }
+}
+
 impl From<&[usize]> for Shape {
     fn from(d: &[usize]) -> Shape {
         Shape::new(d)

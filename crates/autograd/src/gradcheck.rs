@@ -1,0 +1,198 @@
+//! `gradcheck`: reverse-mode gradients against central finite differences, in f64.
+//!
+//! First order compares `∇L` with `(L(x + h) - L(x - h)) / 2h` element by element, where `L`
+//! is the function's output projected on a fixed random direction (so every output element is
+//! checked). Second order does the same for `x ↦ ⟨∇L(x), v⟩` with a random `v`: its reverse-mode
+//! gradient is a gradient of a gradient (a Hessian-vector product), and its finite differences
+//! are differences of first-order gradients.
+
+use std::fmt;
+
+use flux_tensor::rand::rngs::StdRng;
+use flux_tensor::rand::SeedableRng;
+use flux_tensor::Tensor;
+
+use crate::gradient::gradients;
+use crate::var::Var;
+
+/// Step and tolerances: an element passes when `|analytic - numeric| <= atol + rtol * |numeric|`.
+///
+/// ```
+/// let c = flux_autograd::GradcheckConfig::default();
+/// assert!(c.eps > 0.0 && c.rtol > 0.0);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct GradcheckConfig {
+    /// Finite-difference step.
+    pub eps: f64,
+    /// Relative tolerance.
+    pub rtol: f64,
+    /// Absolute tolerance.
+    pub atol: f64,
+    /// Seed of the random projection directions.
+    pub seed: u64,
+}
+
+impl Default for GradcheckConfig {
+    fn default() -> Self {
+        GradcheckConfig { eps: 1e-6, rtol: 1e-5, atol: 1e-6, seed: 7 }
+    }
+}
+
+/// The outcome of one check: how many elements were compared and the worst one.
+///
+/// ```
+/// use flux_autograd::{gradcheck, Var};
+/// use flux_tensor::Tensor;
+/// let r = gradcheck(|x: &[Var]| x[0].sin().sum(), &[Tensor::randn(&[3])]).unwrap();
+/// assert_eq!(r.elements, 3);
+/// ```
+#[derive(Clone, Debug)]
+pub struct GradcheckReport {
+    /// Elements compared.
+    pub elements: usize,
+    /// Largest `|analytic - numeric| - rtol * |numeric|` excess seen (≤ atol when passing).
+    pub worst_excess: f64,
+    /// The worst element: (input index, element index, analytic, numeric).
+    pub worst: Option<(usize, usize, f64, f64)>,
+}
+
+/// A failed check, naming the input and element and both values.
+///
+/// ```
+/// let e = flux_autograd::GradcheckError { order: 1, input: 0, element: 2, analytic: 1.0, numeric: 2.0 };
+/// assert!(e.to_string().contains("input 0, element 2"));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradcheckError {
+    /// 1 for a gradient, 2 for a gradient of a gradient.
+    pub order: u8,
+    /// Which input.
+    pub input: usize,
+    /// Which element of it (column-major).
+    pub element: usize,
+    /// Reverse mode's value.
+    pub analytic: f64,
+    /// Finite differences' value.
+    pub numeric: f64,
+}
+
+impl fmt::Display for GradcheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "gradcheck (order {}): input {}, element {}: reverse mode gives {:.10e}, finite differences {:.10e} (difference {:.3e})",
+            self.order,
+            self.input,
+            self.element,
+            self.analytic,
+            self.numeric,
+            (self.analytic - self.numeric).abs()
+        )
+    }
+}
+
+impl std::error::Error for GradcheckError {}
+
+/// Random direction of the given shape (fixed by `seed`).
+fn direction(shape: &[usize], seed: u64) -> Tensor {
+    let mut rng = StdRng::seed_from_u64(seed);
+    Tensor::randn_with(shape, &mut rng)
+}
+
+/// Compares the reverse-mode gradient of scalar `l` at `xs` with central differences.
+fn compare(order: u8, l: &dyn Fn(&[Var]) -> Var, xs: &[Tensor], cfg: &GradcheckConfig) -> Result<GradcheckReport, GradcheckError> {
+    let vars: Vec<Var> = xs.iter().map(|x| Var::constant(x.clone())).collect();
+    let analytic: Vec<Vec<f64>> = gradients(l, &vars).iter().map(|g| g.to_vec()).collect();
+    let eval = |xs: &[Tensor]| -> f64 {
+        let vs: Vec<Var> = xs.iter().map(|x| Var::constant(x.clone())).collect();
+        l(&vs).item()
+    };
+    let mut report = GradcheckReport { elements: 0, worst_excess: f64::NEG_INFINITY, worst: None };
+    for (i, x) in xs.iter().enumerate() {
+        let base = x.to_vec();
+        for e in 0..base.len() {
+            let at = |delta: f64| {
+                let mut v = base.clone();
+                v[e] += delta;
+                let mut moved = xs.to_vec();
+                moved[i] = Tensor::from_vec(v, x.shape());
+                eval(&moved)
+            };
+            let numeric = (at(cfg.eps) - at(-cfg.eps)) / (2.0 * cfg.eps);
+            let a = analytic[i][e];
+            let excess = (a - numeric).abs() - cfg.rtol * numeric.abs();
+            report.elements += 1;
+            if excess > report.worst_excess || a.is_nan() != numeric.is_nan() {
+                report.worst_excess = excess;
+                report.worst = Some((i, e, a, numeric));
+            }
+            if !(excess <= cfg.atol) {
+                return Err(GradcheckError { order, input: i, element: e, analytic: a, numeric });
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Projects a function's output on a fixed random direction, making it scalar.
+fn projected<'a>(f: &'a dyn Fn(&[Var]) -> Var, xs: &[Tensor], seed: u64) -> impl Fn(&[Var]) -> Var + 'a {
+    let probe: Vec<Var> = xs.iter().map(|x| Var::constant(x.clone())).collect();
+    let shape = f(&probe).shape();
+    let w = Var::constant(direction(&shape, seed));
+    move |v: &[Var]| (f(v) * &w).sum()
+}
+
+/// First-order check of `f` at `inputs` (converted to f64) with default tolerances.
+///
+/// ```
+/// use flux_autograd::{gradcheck, Var};
+/// use flux_tensor::Tensor;
+/// gradcheck(|x: &[Var]| x[0].tanh() * &x[1], &[Tensor::randn(&[2, 3]), Tensor::randn(&[2])]).unwrap();
+/// ```
+pub fn gradcheck(f: impl Fn(&[Var]) -> Var, inputs: &[Tensor]) -> Result<GradcheckReport, GradcheckError> {
+    gradcheck_with(f, inputs, &GradcheckConfig::default())
+}
+
+/// First-order check with explicit tolerances.
+///
+/// ```
+/// use flux_autograd::{gradcheck_with, GradcheckConfig, Var};
+/// use flux_tensor::Tensor;
+/// gradcheck_with(|x: &[Var]| x[0].exp(), &[Tensor::randn(&[3])], &GradcheckConfig::default()).unwrap();
+/// ```
+pub fn gradcheck_with(f: impl Fn(&[Var]) -> Var, inputs: &[Tensor], cfg: &GradcheckConfig) -> Result<GradcheckReport, GradcheckError> {
+    let xs: Vec<Tensor> = inputs.iter().map(|x| x.to_f64()).collect();
+    let l = projected(&f, &xs, cfg.seed);
+    compare(1, &l, &xs, cfg)
+}
+
+/// Second-order check: the gradient of `x ↦ ⟨∇L(x), v⟩` (a gradient of a gradient, i.e. a
+/// Hessian-vector product) against finite differences of first-order gradients.
+///
+/// ```
+/// use flux_autograd::{gradcheck2, Var};
+/// use flux_tensor::Tensor;
+/// gradcheck2(|x: &[Var]| x[0].tanh().powi(3), &[Tensor::randn(&[4])]).unwrap();
+/// ```
+pub fn gradcheck2(f: impl Fn(&[Var]) -> Var, inputs: &[Tensor]) -> Result<GradcheckReport, GradcheckError> {
+    gradcheck2_with(f, inputs, &GradcheckConfig { rtol: 1e-4, atol: 1e-5, ..GradcheckConfig::default() })
+}
+
+/// Second-order check with explicit tolerances.
+///
+/// ```
+/// use flux_autograd::{gradcheck2_with, GradcheckConfig, Var};
+/// use flux_tensor::Tensor;
+/// gradcheck2_with(|x: &[Var]| x[0].sin(), &[Tensor::randn(&[2])], &GradcheckConfig::default()).unwrap();
+/// ```
+pub fn gradcheck2_with(f: impl Fn(&[Var]) -> Var, inputs: &[Tensor], cfg: &GradcheckConfig) -> Result<GradcheckReport, GradcheckError> {
+    let xs: Vec<Tensor> = inputs.iter().map(|x| x.to_f64()).collect();
+    let l = projected(&f, &xs, cfg.seed);
+    let vs: Vec<Var> = xs.iter().enumerate().map(|(i, x)| Var::constant(direction(x.shape(), cfg.seed + 1 + i as u64))).collect();
+    let gv = |x: &[Var]| -> Var {
+        let g = gradients(&l, x);
+        g.iter().zip(&vs).map(|(g, v)| (g * v).sum()).sum()
+    };
+    compare(2, &gv, &xs, cfg)
+}

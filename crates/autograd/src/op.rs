@@ -1,0 +1,150 @@
+//! [`Op`]: what a recorded value was computed from. One variant per differentiable primitive;
+//! each family's forward and backward rule live together in `ops/<family>.rs`, and
+//! [`Op::backward`] only dispatches to them, so the compiler makes every variant have a rule.
+
+use std::sync::Arc;
+
+use flux_tensor::{BinaryOp, ReduceOp, UnaryOp};
+
+use crate::ops::custom::{self, CustomOp};
+use crate::ops::{arith, matmul, reduce, shape, softmax, unary};
+use crate::value::Value;
+use crate::var::Var;
+
+/// A recorded operation and its inputs.
+pub(crate) enum Op {
+    /// Elementwise function of one value (`ops/unary.rs`).
+    Unary(UnaryOp, Var),
+    /// Broadcasting elementwise function of two values (`ops/arith.rs`).
+    Binary(BinaryOp, Var, Var),
+    /// Reduction over dims, kept as 1 (`ops/reduce.rs`).
+    Reduce(ReduceOp, Var, Vec<usize>),
+    /// Sum down to the output's shape (`ops/arith.rs`).
+    SumTo(Var),
+    /// Stretch to the output's shape (`ops/arith.rs`).
+    BroadcastTo(Var),
+    /// `op(a) · op(b)` for matrices (`ops/matmul.rs`).
+    MatmulT(Var, Var, bool, bool),
+    /// Batched `op(a_i) · op(b_i)` (`ops/matmul.rs`).
+    BmmT(Var, Var, bool, bool),
+    /// Same elements, new shape (`ops/shape.rs`).
+    Reshape(Var),
+    /// Reordered dimensions (`ops/shape.rs`).
+    Permute(Var, Vec<usize>),
+    /// Gather along a dimension (`ops/shape.rs`).
+    IndexSelect(Var, usize, Arc<[usize]>),
+    /// Scatter-add along a dimension (`ops/shape.rs`).
+    IndexAdd(Var, usize, Arc<[usize]>),
+    /// Join along a dimension (`ops/shape.rs`).
+    Concat(Vec<Var>, usize),
+    /// Element type conversion (`ops/shape.rs`).
+    Cast(Var),
+    /// The same value under a new identity: how an inner `gradient` marks the point it
+    /// differentiates at while an outer one still sees through it (`ops/shape.rs`).
+    Identity(Var),
+    /// Softmax along a dimension (`ops/softmax.rs`).
+    Softmax(Var, usize),
+    /// Log-softmax along a dimension (`ops/softmax.rs`).
+    LogSoftmax(Var, usize),
+    /// A user-defined operation (`ops/custom.rs`).
+    Custom(Arc<dyn CustomOp>, Vec<Var>),
+}
+
+impl Op {
+    /// The op's name, for graph dumps and gradcheck reports.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Op::Unary(op, _) => op.name(),
+            Op::Binary(op, _, _) => op.name(),
+            Op::Reduce(op, _, _) => op.name(),
+            Op::SumTo(_) => "sum_to",
+            Op::BroadcastTo(_) => "broadcast_to",
+            Op::MatmulT(..) => "matmul",
+            Op::BmmT(..) => "batched_matmul",
+            Op::Reshape(_) => "reshape",
+            Op::Permute(..) => "permute",
+            Op::IndexSelect(..) => "index_select",
+            Op::IndexAdd(..) => "index_add",
+            Op::Concat(..) => "concat",
+            Op::Cast(_) => "cast",
+            Op::Identity(_) => "identity",
+            Op::Softmax(..) => "softmax",
+            Op::LogSoftmax(..) => "logsoftmax",
+            Op::Custom(..) => "custom",
+        }
+    }
+
+    /// Calls `f` on each input, in order.
+    pub(crate) fn for_each_input(&self, mut f: impl FnMut(&Var)) {
+        match self {
+            Op::Unary(_, x)
+            | Op::Reduce(_, x, _)
+            | Op::SumTo(x)
+            | Op::BroadcastTo(x)
+            | Op::Reshape(x)
+            | Op::Permute(x, _)
+            | Op::IndexSelect(x, _, _)
+            | Op::IndexAdd(x, _, _)
+            | Op::Cast(x)
+            | Op::Identity(x)
+            | Op::Softmax(x, _)
+            | Op::LogSoftmax(x, _) => f(x),
+            Op::Binary(_, a, b) | Op::MatmulT(a, b, _, _) | Op::BmmT(a, b, _, _) => {
+                f(a);
+                f(b)
+            }
+            Op::Concat(xs, _) | Op::Custom(_, xs) => xs.iter().for_each(f),
+        }
+    }
+
+    pub(crate) fn any_input_tracked(&self) -> bool {
+        let mut any = false;
+        self.for_each_input(|x| any |= x.is_tracked());
+        any
+    }
+
+    /// Gives up the inputs (used to drop long graphs iteratively).
+    pub(crate) fn into_inputs(self) -> Vec<Var> {
+        match self {
+            Op::Unary(_, x)
+            | Op::Reduce(_, x, _)
+            | Op::SumTo(x)
+            | Op::BroadcastTo(x)
+            | Op::Reshape(x)
+            | Op::Permute(x, _)
+            | Op::IndexSelect(x, _, _)
+            | Op::IndexAdd(x, _, _)
+            | Op::Cast(x)
+            | Op::Identity(x)
+            | Op::Softmax(x, _)
+            | Op::LogSoftmax(x, _) => vec![x],
+            Op::Binary(_, a, b) | Op::MatmulT(a, b, _, _) | Op::BmmT(a, b, _, _) => vec![a, b],
+            Op::Concat(xs, _) | Op::Custom(_, xs) => xs,
+        }
+    }
+
+    /// Gradients of the inputs, given the output `out` and its gradient `g`. `needs[i]` says
+    /// whether input `i` needs one (rules skip the work for the others).
+    pub(crate) fn backward<V: Value>(&self, out: &Var, g: &V, needs: &[bool]) -> Vec<Option<V>> {
+        let y = || V::of(out);
+        match self {
+            Op::Unary(op, x) => vec![unary::backward(*op, &V::of(x), &y(), g)],
+            Op::Binary(op, a, b) => arith::binary_backward(*op, &V::of(a), &V::of(b), &y(), g, needs).into(),
+            Op::Reduce(op, x, dims) => vec![reduce::backward(*op, &V::of(x), &y(), dims, g)],
+            Op::SumTo(x) => vec![Some(g.broadcast_to(&x.shape()))],
+            Op::BroadcastTo(x) => vec![Some(g.sum_to(&x.shape()))],
+            Op::MatmulT(a, b, ta, tb) => matmul::matmul_backward(&V::of(a), &V::of(b), *ta, *tb, g, needs).into(),
+            Op::BmmT(a, b, ta, tb) => matmul::bmm_backward(&V::of(a), &V::of(b), *ta, *tb, g, needs).into(),
+            Op::Reshape(x) => vec![Some(g.reshape(&x.shape()))],
+            Op::Permute(_, perm) => vec![Some(shape::permute_backward(perm, g))],
+            Op::IndexSelect(x, dim, idx) => vec![Some(g.index_add(*dim, idx, &x.shape()))],
+            Op::IndexAdd(_, dim, idx) => vec![Some(g.index_select(*dim, idx))],
+            Op::Concat(xs, dim) => shape::concat_backward(xs, *dim, g, needs),
+            Op::Cast(x) => vec![Some(g.cast(x.dtype()))],
+            Op::Identity(_) => vec![Some(g.clone())],
+            Op::Softmax(_, dim) => vec![Some(softmax::softmax_backward(&y(), *dim, g))],
+            Op::LogSoftmax(_, dim) => vec![Some(softmax::logsoftmax_backward(&y(), *dim, g))],
+            Op::Custom(op, xs) => custom::backward(op.as_ref(), xs, out, g, needs),
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Broadcasting arithmetic (`+ - * /`, `pow`, `max`, `min`, comparisons) and the two shape
+//! adjoints that broadcasting needs: `sum_to` and `broadcast_to`.
+
+use flux_tensor::{BinaryOp, TensorError, UnaryOp};
+
+use crate::op::Op;
+use crate::value::Value;
+use crate::var::Var;
+
+/// `(da, db)` for `y = op(a, b)` with broadcasting: each gradient is summed back to its
+/// input's shape. Comparisons have zero derivative.
+pub(crate) fn binary_backward<V: Value>(op: BinaryOp, a: &V, b: &V, y: &V, g: &V, needs: &[bool]) -> [Option<V>; 2] {
+    use BinaryOp::*;
+    let (na, nb) = (needs[0], needs[1]);
+    let (ga, gb) = match op {
+        Add => (na.then(|| g.clone()), nb.then(|| g.clone())),
+        Sub => (na.then(|| g.clone()), nb.then(|| g.neg())),
+        Mul => (na.then(|| g.mul(b)), nb.then(|| g.mul(a))),
+        Div => (na.then(|| g.div(b)), nb.then(|| g.mul(y).div(b).neg())),
+        Pow => (
+            na.then(|| g.mul(b).mul(&a.binary(&b.unary(UnaryOp::AddScalar(-1.0)), Pow))),
+            nb.then(|| g.mul(y).mul(&a.unary(UnaryOp::Ln))),
+        ),
+        Max | Min => {
+            // the larger (smaller) input takes the gradient; ties go to `a`
+            let mask = a.tensor().binary(&b.tensor(), if op == Max { Ge } else { Le });
+            (na.then(|| g.mul_const(&mask)), nb.then(|| g.mul_const(&mask.unary(UnaryOp::RSubScalar(1.0)))))
+        }
+        Gt | Ge | Lt | Le | Eq => (None, None),
+    };
+    [ga.map(|d| d.sum_to(&a.shape())), gb.map(|d| d.sum_to(&b.shape()))]
+}
+
+/// Both operands in the wider dtype (Julia's promotion), through a recorded cast.
+pub(crate) fn promote(a: &Var, b: &Var) -> (Var, Var) {
+    let (da, db) = (a.dtype(), b.dtype());
+    if da == db {
+        (a.clone(), b.clone())
+    } else {
+        let d = da.promote(db);
+        (a.to_dtype(d), b.to_dtype(d))
+    }
+}
+
+impl Var {
+    /// Broadcasting binary operation with Julia's rules; mixed dtypes promote. The error names
+    /// the operation and both shapes.
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// use flux_tensor::{BinaryOp, Tensor};
+    /// let a = Var::from(Tensor::zeros(&[2, 3]));
+    /// let e = a.try_binary(&Var::from(Tensor::zeros(&[3])), BinaryOp::Add).unwrap_err();
+    /// assert!(e.to_string().contains("[2, 3] and [3]"));
+    /// ```
+    pub fn try_binary(&self, other: &Var, op: BinaryOp) -> Result<Var, TensorError> {
+        let (a, b) = promote(self, other);
+        let value = a.data().try_binary(&b.data(), op)?;
+        Ok(Var::from_op(value, Op::Binary(op, a, b)))
+    }
+
+    /// Panicking [`Var::try_binary`].
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// use flux_tensor::BinaryOp;
+    /// assert_eq!(Var::scalar(2.0).binary(&Var::scalar(3.0), BinaryOp::Pow).item(), 8.0);
+    /// ```
+    pub fn binary(&self, other: &Var, op: BinaryOp) -> Var {
+        self.try_binary(other, op).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Broadcasting `a .^ b`.
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// assert_eq!(Var::scalar(2.0).pow(&Var::scalar(3.0)).item(), 8.0);
+    /// ```
+    pub fn pow(&self, other: &Var) -> Var {
+        self.binary(other, BinaryOp::Pow)
+    }
+
+    /// Broadcasting `max.(a, b)`.
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// assert_eq!(Var::scalar(2.0).maximum(&Var::scalar(3.0)).item(), 3.0);
+    /// ```
+    pub fn maximum(&self, other: &Var) -> Var {
+        self.binary(other, BinaryOp::Max)
+    }
+
+    /// Broadcasting `min.(a, b)`.
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// assert_eq!(Var::scalar(2.0).minimum(&Var::scalar(3.0)).item(), 2.0);
+    /// ```
+    pub fn minimum(&self, other: &Var) -> Var {
+        self.binary(other, BinaryOp::Min)
+    }
+
+    /// Fallible sum down to `shape` (every dimension where `shape` is 1 or missing is summed):
+    /// the adjoint of broadcasting.
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// let x = Var::from(flux_tensor::Tensor::ones(&[2, 3]));
+    /// assert!(x.try_sum_to(&[3]).is_err());
+    /// ```
+    pub fn try_sum_to(&self, shape: &[usize]) -> Result<Var, TensorError> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let value = self.data().try_sum_to(shape)?;
+        Ok(Var::from_op(value, Op::SumTo(self.clone())))
+    }
+
+    /// Panicking [`Var::try_sum_to`].
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// let x = Var::from(flux_tensor::Tensor::ones(&[2, 3]));
+    /// assert_eq!(x.sum_to(&[2]).to_vec(), vec![3.0, 3.0]);
+    /// ```
+    pub fn sum_to(&self, shape: &[usize]) -> Var {
+        self.try_sum_to(shape).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Fallible stretch to `shape`.
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// assert!(Var::from(flux_tensor::Tensor::ones(&[3])).try_broadcast_to(&[2]).is_err());
+    /// ```
+    pub fn try_broadcast_to(&self, shape: &[usize]) -> Result<Var, TensorError> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let value = self.data().try_broadcast_to(shape)?;
+        Ok(Var::from_op(value, Op::BroadcastTo(self.clone())))
+    }
+
+    /// Panicking [`Var::try_broadcast_to`].
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// assert_eq!(Var::scalar(1.0).broadcast_to(&[2]).to_vec(), vec![1.0, 1.0]);
+    /// ```
+    pub fn broadcast_to(&self, shape: &[usize]) -> Var {
+        self.try_broadcast_to(shape).unwrap_or_else(|e| panic!("{e}"))
+    }
+}

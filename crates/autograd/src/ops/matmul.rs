@@ -1,0 +1,118 @@
+//! Matrix products: `matmul` with Julia's shapes (matrix·vector, matrix·matrix, a weight over
+//! a batch of any rank, and batched 3-d products), reduced to two primitives with transposes
+//! carried as flags, so no backward rule ever copies a transposed matrix.
+
+use flux_tensor::TensorError;
+
+use crate::op::Op;
+use crate::value::Value;
+use crate::var::Var;
+
+/// Gradients of `C = op(A) · op(B)`, where `op` transposes when its flag is set:
+/// `dA = G·op(B)ᵀ` (or its transpose), `dB = op(A)ᵀ·G` (or its transpose).
+pub(crate) fn matmul_backward<V: Value>(a: &V, b: &V, ta: bool, tb: bool, g: &V, needs: &[bool]) -> [Option<V>; 2] {
+    let da = needs[0].then(|| if ta { b.matmul_t(g, tb, true) } else { g.matmul_t(b, false, !tb) });
+    let db = needs[1].then(|| if tb { g.matmul_t(a, true, ta) } else { a.matmul_t(g, !ta, false) });
+    [da, db]
+}
+
+/// The same rule for batched products, slice by slice.
+pub(crate) fn bmm_backward<V: Value>(a: &V, b: &V, ta: bool, tb: bool, g: &V, needs: &[bool]) -> [Option<V>; 2] {
+    let da = needs[0].then(|| if ta { b.bmm_t(g, tb, true) } else { g.bmm_t(b, false, !tb) });
+    let db = needs[1].then(|| if tb { g.bmm_t(a, true, ta) } else { a.bmm_t(g, !ta, false) });
+    [da, db]
+}
+
+impl Var {
+    /// Matrix product with Julia's shapes: `[m, k]·[k, n] -> [m, n]`, `[m, k]·[k] -> [m]`,
+    /// `[m, k]·[k, n, b...] -> [m, n, b...]`, `[m, k, b]·[k, n, b] -> [m, n, b]`. Panics on
+    /// bad shapes (see [`Var::try_matmul`]).
+    ///
+    /// ```
+    /// use flux_autograd::{param, Var};
+    /// use flux_tensor::Tensor;
+    /// let w = param(Tensor::ones(&[2, 3]));
+    /// let x = Var::from(Tensor::ones(&[3]));
+    /// assert_eq!(w.matmul(&x).to_vec(), vec![3.0, 3.0]);
+    /// ```
+    pub fn matmul(&self, other: &Var) -> Var {
+        self.try_matmul(other).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Fallible [`Var::matmul`]: the error names both shapes.
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// use flux_tensor::Tensor;
+    /// let e = Var::from(Tensor::ones(&[2, 3])).try_matmul(&Var::from(Tensor::ones(&[2]))).unwrap_err();
+    /// assert!(e.to_string().contains("[2, 3] and [2]"));
+    /// ```
+    pub fn try_matmul(&self, other: &Var) -> Result<Var, TensorError> {
+        let (sa, sb) = (self.shape(), other.shape());
+        // Shape errors come from the tensor kernel, with the caller's shapes in them.
+        let check = || self.data().try_matmul(&other.data()).map(|_| ());
+        match (sa.rank(), sb.rank()) {
+            (2, 2) => self.try_matmul_t(other, false, false),
+            (2, 1) if sa[1] == sb[0] => Ok(self.matmul_t(&other.reshape(&[sb[0], 1]), false, false).reshape(&[sa[0]])),
+            (1, 2) if sb[0] == 1 => Ok(self.reshape(&[sa[0], 1]).matmul_t(other, false, false)),
+            (2, r) if r >= 3 && sa[1] == sb[0] => {
+                let rest: usize = sb[1..].iter().product();
+                let mut out = vec![sa[0]];
+                out.extend_from_slice(&sb[1..]);
+                Ok(self.matmul_t(&other.reshape(&[sb[0], rest]), false, false).reshape(&out))
+            }
+            (3, 3) => self.try_bmm_t(other, false, false),
+            _ => check().and_then(|_| self.try_matmul_t(other, false, false)),
+        }
+    }
+
+    /// `op(a)·op(b)` for matrices, transposing by flag without copies.
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// use flux_tensor::Tensor;
+    /// let a = Var::from(Tensor::ones(&[3, 2]));
+    /// assert_eq!(a.matmul_t(&a, true, false).shape(), &[2, 2]);
+    /// ```
+    pub fn matmul_t(&self, other: &Var, ta: bool, tb: bool) -> Var {
+        self.try_matmul_t(other, ta, tb).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Fallible [`Var::matmul_t`].
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// use flux_tensor::Tensor;
+    /// assert!(Var::from(Tensor::ones(&[3, 2])).try_matmul_t(&Var::from(Tensor::ones(&[3, 2])), false, false).is_err());
+    /// ```
+    pub fn try_matmul_t(&self, other: &Var, ta: bool, tb: bool) -> Result<Var, TensorError> {
+        let (a, b) = crate::ops::arith::promote(self, other);
+        let value = a.data().try_matmul_t(&b.data(), ta, tb)?;
+        Ok(Var::from_op(value, Op::MatmulT(a, b, ta, tb)))
+    }
+
+    /// Batched `op(a_i)·op(b_i)` over the last dimension of rank-3 values.
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// use flux_tensor::Tensor;
+    /// let a = Var::from(Tensor::ones(&[2, 3, 4]));
+    /// assert_eq!(a.bmm_t(&a, true, false).shape(), &[3, 3, 4]);
+    /// ```
+    pub fn bmm_t(&self, other: &Var, ta: bool, tb: bool) -> Var {
+        self.try_bmm_t(other, ta, tb).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Fallible [`Var::bmm_t`].
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// use flux_tensor::Tensor;
+    /// assert!(Var::from(Tensor::ones(&[2, 3])).try_bmm_t(&Var::from(Tensor::ones(&[3, 2])), false, false).is_err());
+    /// ```
+    pub fn try_bmm_t(&self, other: &Var, ta: bool, tb: bool) -> Result<Var, TensorError> {
+        let (a, b) = crate::ops::arith::promote(self, other);
+        let value = a.data().try_bmm_t(&b.data(), ta, tb)?;
+        Ok(Var::from_op(value, Op::BmmT(a, b, ta, tb)))
+    }
+}

@@ -1,0 +1,11 @@
+//! Differentiable operations, one file per family. Each file holds the `Var` methods (forward)
+//! and the backward rules of its family, written over [`crate::Value`].
+
+pub mod arith;
+pub mod custom;
+pub mod matmul;
+pub mod operators;
+pub mod reduce;
+pub mod shape;
+pub mod softmax;
+pub mod unary;

@@ -1,0 +1,78 @@
+//! Softmax and log-softmax along a dimension: a max-subtracted forward in few passes, and
+//! backward rules in terms of the output, so they are differentiable again.
+
+use flux_tensor::{ReduceOp, Tensor, UnaryOp};
+
+use crate::op::Op;
+use crate::value::Value;
+use crate::var::Var;
+
+/// `dx = y .* (g .- sum(g .* y, dims))`.
+pub(crate) fn softmax_backward<V: Value>(y: &V, dim: usize, g: &V) -> V {
+    let s = g.mul(y).reduce(ReduceOp::Sum, &[dim]);
+    g.sub(&s).mul(y)
+}
+
+/// `dx = g .- exp.(y) .* sum(g, dims)`.
+pub(crate) fn logsoftmax_backward<V: Value>(y: &V, dim: usize, g: &V) -> V {
+    let s = g.reduce(ReduceOp::Sum, &[dim]);
+    g.sub(&y.unary(UnaryOp::Exp).mul(&s))
+}
+
+/// `log(sum(exp(x), dims))`, computed as `m + log(sum(exp(x - m)))` with `m` the maximum.
+pub(crate) fn logsumexp_tensor(x: &Tensor, dim: usize) -> Tensor {
+    let m = x.max_dims(&[dim]);
+    // an all -Inf slice has max -Inf; shift by 0 there so it stays -Inf instead of NaN
+    let m = m.map(|v| if v.is_finite() { v } else { 0.0 });
+    let s = (x - &m).exp().sum_dims(&[dim]);
+    &s.ln() + &m
+}
+
+fn check_dim(x: &Var, dim: usize, op: &str) {
+    assert!(dim < x.rank().max(1), "{op}: dimension {dim} is out of range for shape {:?}", x.shape());
+}
+
+impl Var {
+    /// Softmax along `dim` (Flux's `softmax(x; dims)`; features are dim 0).
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// let x = Var::from(flux_tensor::Tensor::from_vec(vec![1.0, 1.0], &[2]));
+    /// assert_eq!(x.softmax(0).to_vec(), vec![0.5, 0.5]);
+    /// ```
+    pub fn softmax(&self, dim: usize) -> Var {
+        check_dim(self, dim, "softmax");
+        let x = self.data();
+        let dim_ = dim.min(x.rank().saturating_sub(1));
+        let y = if x.rank() == 0 { x.ones_like() } else { (&x - &logsumexp_tensor(&x, dim_)).exp() };
+        Var::from_op(y, Op::Softmax(self.clone(), dim_))
+    }
+
+    /// Log-softmax along `dim`, computed stably.
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// let x = Var::from(flux_tensor::Tensor::from_vec(vec![1000.0, 1000.0], &[2]));
+    /// assert!((x.logsoftmax(0).to_vec()[0] + 2f64.ln()).abs() < 1e-12);
+    /// ```
+    pub fn logsoftmax(&self, dim: usize) -> Var {
+        check_dim(self, dim, "logsoftmax");
+        let x = self.data();
+        let dim_ = dim.min(x.rank().saturating_sub(1));
+        let y = if x.rank() == 0 { x.zeros_like() } else { &x - &logsumexp_tensor(&x, dim_) };
+        Var::from_op(y, Op::LogSoftmax(self.clone(), dim_))
+    }
+
+    /// `log(sum(exp(x), dims = dim))`, stable, keeping `dim` as 1.
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// let x = Var::from(flux_tensor::Tensor::from_vec(vec![0.0, 0.0], &[2]));
+    /// assert!((x.logsumexp(0).item() - 2f64.ln()).abs() < 1e-15);
+    /// ```
+    pub fn logsumexp(&self, dim: usize) -> Var {
+        // x - logsoftmax(x) is constant along dim: take one slice of it
+        let m = self.detach().max_dims(&[dim]);
+        (self - &m).exp().sum_dims(&[dim]).ln() + &m
+    }
+}

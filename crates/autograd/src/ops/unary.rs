@@ -1,0 +1,198 @@
+//! Elementwise functions of one value: forward (`Var::exp`, `Var::tanh`, ...) and backward.
+
+use flux_tensor::{TensorError, UnaryOp};
+
+use crate::op::Op;
+use crate::value::Value;
+use crate::var::Var;
+
+/// `dx` for `y = op(x)` given `g = dL/dy`; `None` where the derivative is zero everywhere.
+/// Rules reuse the output `y` where it is cheaper (exp, tanh, sigmoid, sqrt).
+pub(crate) fn backward<V: Value>(op: UnaryOp, x: &V, y: &V, g: &V) -> Option<V> {
+    use UnaryOp::*;
+    Some(match op {
+        Neg => g.neg(),
+        Exp => g.mul(y),
+        Ln => g.div(x),
+        Log1p => g.div(&x.unary(AddScalar(1.0))),
+        Sqrt => g.div(&y.scale(2.0)),
+        Abs => g.mul_const(&x.tensor().sign()),
+        Sign | Step => return None,
+        Sin => g.mul(&x.unary(Cos)),
+        Cos => g.mul(&x.unary(Sin)).neg(),
+        Tanh => g.mul(&y.mul(y).unary(RSubScalar(1.0))),
+        Sigmoid => g.mul(&y.mul(&y.unary(RSubScalar(1.0)))),
+        Relu => g.mul_const(&x.tensor().unary(Step)),
+        Softplus => g.mul(&x.unary(Sigmoid)),
+        Recip => g.mul(&y.mul(y)).neg(),
+        Powi(0) => return None,
+        Powi(1) => g.clone(),
+        Powi(2) => g.mul(&x.scale(2.0)),
+        Powi(n) => g.mul(&x.unary(Powi(n - 1)).scale(n as f64)),
+        Powf(p) => g.mul(&x.unary(Powf(p - 1.0)).scale(p)),
+        AddScalar(_) => g.clone(),
+        MulScalar(c) => g.scale(c),
+        RSubScalar(_) => g.neg(),
+        RDivScalar(_) => g.mul(y).div(x).neg(),
+        MaxScalar(c) => g.mul_const(&x.tensor().unary(AddScalar(-c)).unary(Step)),
+        MinScalar(c) => g.mul_const(&x.tensor().unary(RSubScalar(c)).unary(Step)),
+    })
+}
+
+impl Var {
+    /// Applies an elementwise function, recording it.
+    ///
+    /// ```
+    /// use flux_autograd::{gradient, Var};
+    /// use flux_tensor::UnaryOp;
+    /// let g = gradient(|x: &Var| x.unary(UnaryOp::Exp), &Var::scalar(0.0));
+    /// assert_eq!(g.item(), 1.0);
+    /// ```
+    pub fn unary(&self, op: UnaryOp) -> Var {
+        Var::from_op(self.data().unary(op), Op::Unary(op, self.clone()))
+    }
+
+    /// `x^n` elementwise (Julia's `x .^ n` for an integer `n`).
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(3.0).powi(2).item(), 9.0);
+    /// ```
+    pub fn powi(&self, n: i32) -> Var {
+        self.unary(UnaryOp::Powi(n))
+    }
+
+    /// `x^p` elementwise for a real power.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(4.0).powf(0.5).item(), 2.0);
+    /// ```
+    pub fn powf(&self, p: f64) -> Var {
+        self.unary(UnaryOp::Powf(p))
+    }
+
+    /// `max(x, c)` elementwise.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(-1.0).clamp_min(0.0).item(), 0.0);
+    /// ```
+    pub fn clamp_min(&self, c: f64) -> Var {
+        self.unary(UnaryOp::MaxScalar(c))
+    }
+
+    /// `min(x, c)` elementwise.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(3.0).clamp_max(1.0).item(), 1.0);
+    /// ```
+    pub fn clamp_max(&self, c: f64) -> Var {
+        self.unary(UnaryOp::MinScalar(c))
+    }
+
+    /// Checks that no element is NaN, naming `op` in the error (for inputs where NaN is
+    /// forbidden).
+    ///
+    /// ```
+    /// let v = flux_autograd::Var::scalar(f64::NAN);
+    /// assert!(v.check_finite("loss").is_err());
+    /// ```
+    pub fn check_finite(&self, op: &'static str) -> Result<(), TensorError> {
+        if self.data().has_nan() {
+            return Err(TensorError::InvalidValue { op, reason: format!("input of shape {:?} contains NaN", self.shape()) });
+        }
+        Ok(())
+    }
+}
+
+macro_rules! unary_vars {
+    ($($(#[$doc:meta])* $name:ident => $op:expr;)*) => {
+        impl Var {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> Var {
+                    self.unary($op)
+                }
+            )*
+        }
+    };
+}
+
+unary_vars! {
+    /// `e^x` elementwise.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(0.0).exp().item(), 1.0);
+    /// ```
+    exp => UnaryOp::Exp;
+    /// Natural log elementwise.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(1.0).ln().item(), 0.0);
+    /// ```
+    ln => UnaryOp::Ln;
+    /// `ln(1 + x)` elementwise.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(0.0).log1p().item(), 0.0);
+    /// ```
+    log1p => UnaryOp::Log1p;
+    /// Square root elementwise.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(9.0).sqrt().item(), 3.0);
+    /// ```
+    sqrt => UnaryOp::Sqrt;
+    /// Absolute value elementwise.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(-2.0).abs().item(), 2.0);
+    /// ```
+    abs => UnaryOp::Abs;
+    /// Sign elementwise (its derivative is zero).
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(-2.0).sign().item(), -1.0);
+    /// ```
+    sign => UnaryOp::Sign;
+    /// Sine elementwise.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(0.0).sin().item(), 0.0);
+    /// ```
+    sin => UnaryOp::Sin;
+    /// Cosine elementwise.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(0.0).cos().item(), 1.0);
+    /// ```
+    cos => UnaryOp::Cos;
+    /// Hyperbolic tangent elementwise.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(0.0).tanh().item(), 0.0);
+    /// ```
+    tanh => UnaryOp::Tanh;
+    /// Logistic sigmoid elementwise (stable).
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(0.0).sigmoid().item(), 0.5);
+    /// ```
+    sigmoid => UnaryOp::Sigmoid;
+    /// `max(x, 0)` elementwise.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(-1.0).relu().item(), 0.0);
+    /// ```
+    relu => UnaryOp::Relu;
+    /// `ln(1 + e^x)` elementwise (stable).
+    ///
+    /// ```
+    /// assert!((flux_autograd::Var::scalar(0.0).softplus().item() - 2f64.ln()).abs() < 1e-15);
+    /// ```
+    softplus => UnaryOp::Softplus;
+    /// `1 / x` elementwise.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(4.0).recip().item(), 0.25);
+    /// ```
+    recip => UnaryOp::Recip;
+}

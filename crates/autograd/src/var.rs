@@ -1,0 +1,346 @@
+//! [`Var`]: a value that remembers how it was computed. A `param` is a trainable leaf with a
+//! stable identity; a constant is untracked; every operation on a tracked value records its
+//! inputs in the result, and the graph is freed when the last `Var` pointing into it drops.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use flux_tensor::{display, DType, Shape, Tensor};
+
+use crate::op::Op;
+use crate::tape;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What a node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Untracked: gradients never flow into it.
+    Constant,
+    /// A trainable parameter (`param`): tracked, updated in place.
+    Param,
+    /// A leaf made by `gradient` for the point it differentiates at.
+    Leaf,
+    /// The result of a recorded operation.
+    Op,
+}
+
+pub(crate) struct Node {
+    pub(crate) id: u64,
+    pub(crate) value: RwLock<Tensor>,
+    pub(crate) op: Option<Op>,
+    pub(crate) kind: Kind,
+}
+
+impl Drop for Node {
+    /// Frees a long graph iteratively: a chain of a million recorded ops must not overflow the
+    /// stack through nested drops.
+    fn drop(&mut self) {
+        let Some(op) = self.op.take() else { return };
+        let mut stack: Vec<Var> = op.into_inputs();
+        while let Some(v) = stack.pop() {
+            if let Some(mut node) = Arc::into_inner(v.0) {
+                if let Some(op) = node.op.take() {
+                    stack.extend(op.into_inputs());
+                }
+            }
+        }
+    }
+}
+
+/// A tracked (or constant) value: Tracker's `TrackedArray`/`TrackedReal`. Cheap to clone (a
+/// shared pointer); `Send + Sync`.
+///
+/// ```
+/// use flux_autograd::{param, Var};
+/// let w = param(2.0);
+/// let y = &w * 4.0 + 3.0;
+/// assert_eq!(y.item(), 11.0);
+/// assert!(y.is_tracked());
+/// assert_eq!(format!("{y}"), "11.0 (tracked)");
+/// assert!(!Var::scalar(1.0).is_tracked());
+/// ```
+#[derive(Clone)]
+pub struct Var(pub(crate) Arc<Node>);
+
+impl Var {
+    fn make(value: Tensor, op: Option<Op>, kind: Kind) -> Var {
+        Var(Arc::new(Node { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), value: RwLock::new(value), op, kind }))
+    }
+
+    /// An untracked value.
+    ///
+    /// ```
+    /// let c = flux_autograd::Var::constant(flux_tensor::Tensor::ones(&[2]));
+    /// assert!(!c.is_tracked());
+    /// ```
+    pub fn constant(t: Tensor) -> Var {
+        Var::make(t, None, Kind::Constant)
+    }
+
+    /// A 0-d f64 constant.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(2.0).item(), 2.0);
+    /// ```
+    pub fn scalar(x: f64) -> Var {
+        Var::constant(Tensor::scalar(x))
+    }
+
+    /// A trainable parameter (see [`crate::param`]).
+    pub(crate) fn new_param(t: Tensor) -> Var {
+        Var::make(t, None, Kind::Param)
+    }
+
+    /// A fresh tracked leaf (what `gradient` differentiates with respect to).
+    pub(crate) fn new_leaf(t: Tensor) -> Var {
+        Var::make(t, None, Kind::Leaf)
+    }
+
+    /// Records `op` producing `value` if recording is on and some input is tracked; otherwise a
+    /// constant. Every differentiable operation ends here.
+    pub(crate) fn from_op(value: Tensor, op: Op) -> Var {
+        if tape::recording() && op.any_input_tracked() {
+            Var::make(value, Some(op), Kind::Op)
+        } else {
+            Var::constant(value)
+        }
+    }
+
+    /// Stable identity of this value (what `Params` and `Grads` key on).
+    ///
+    /// ```
+    /// let w = flux_autograd::param(1.0);
+    /// assert_eq!(w.id(), w.clone().id());
+    /// ```
+    #[inline]
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// Do gradients flow through this value?
+    ///
+    /// ```
+    /// assert!(flux_autograd::param(1.0).is_tracked());
+    /// ```
+    #[inline]
+    pub fn is_tracked(&self) -> bool {
+        self.0.kind != Kind::Constant
+    }
+
+    /// Is this a trainable parameter made by [`crate::param`]?
+    ///
+    /// ```
+    /// assert!(flux_autograd::param(1.0).is_param());
+    /// assert!(!flux_autograd::Var::scalar(1.0).is_param());
+    /// ```
+    pub fn is_param(&self) -> bool {
+        self.0.kind == Kind::Param
+    }
+
+    /// Is this a leaf (a constant, a parameter, or a point being differentiated at)?
+    ///
+    /// ```
+    /// let w = flux_autograd::param(1.0);
+    /// assert!(w.is_leaf());
+    /// assert!(!(&w + 1.0).is_leaf());
+    /// ```
+    pub fn is_leaf(&self) -> bool {
+        self.0.op.is_none()
+    }
+
+    pub(crate) fn op(&self) -> Option<&Op> {
+        self.0.op.as_ref()
+    }
+
+    /// The current value (Tracker's `data(x)`); a cheap clone sharing storage.
+    ///
+    /// ```
+    /// let w = flux_autograd::param(2.0);
+    /// assert_eq!(w.data().item(), 2.0);
+    /// ```
+    #[inline]
+    pub fn data(&self) -> Tensor {
+        self.0.value.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the value of a leaf in place (what `update` and dtype conversion use). The shape
+    /// may change only through [`Var::set_data_unchecked`]. Panics for non-leaves or a shape
+    /// change: recorded results must keep the value they were computed with.
+    ///
+    /// ```
+    /// let w = flux_autograd::param(2.0);
+    /// w.set_data(flux_tensor::Tensor::scalar(5.0));
+    /// assert_eq!(w.item(), 5.0);
+    /// ```
+    pub fn set_data(&self, t: Tensor) {
+        let old = self.shape();
+        assert!(t.shape() == &old, "set_data: new value has shape {:?}, the value {:?}", t.shape(), old);
+        self.set_data_unchecked(t);
+    }
+
+    /// Replaces the value of a leaf, allowing any shape (used by `Recur` state and loaders that
+    /// validated shapes already). Panics for non-leaves.
+    ///
+    /// ```
+    /// let w = flux_autograd::param(2.0);
+    /// w.set_data_unchecked(flux_tensor::Tensor::zeros(&[3]));
+    /// assert_eq!(w.shape(), &[3]);
+    /// ```
+    pub fn set_data_unchecked(&self, t: Tensor) {
+        assert!(self.is_leaf(), "set_data: only a leaf (a param or constant) can change its value in place");
+        *self.0.value.write().unwrap_or_else(|e| e.into_inner()) = t;
+    }
+
+    /// The same value with no history: an untracked constant.
+    ///
+    /// ```
+    /// let w = flux_autograd::param(2.0);
+    /// assert!(!w.detach().is_tracked());
+    /// ```
+    pub fn detach(&self) -> Var {
+        Var::constant(self.data())
+    }
+
+    /// The value of a one-element Var as f64. Panics otherwise.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(3.0).item(), 3.0);
+    /// ```
+    pub fn item(&self) -> f64 {
+        self.data().item()
+    }
+
+    /// The dimensions (a `Shape`, which derefs to `&[usize]`).
+    ///
+    /// ```
+    /// let v = flux_autograd::Var::from(flux_tensor::Tensor::zeros(&[2, 3]));
+    /// assert_eq!(v.shape(), &[2, 3]);
+    /// ```
+    pub fn shape(&self) -> Shape {
+        self.0.value.read().unwrap_or_else(|e| e.into_inner()).shape().clone()
+    }
+
+    /// The element type.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(1.0).dtype(), flux_tensor::DType::F64);
+    /// ```
+    pub fn dtype(&self) -> DType {
+        self.0.value.read().unwrap_or_else(|e| e.into_inner()).dtype()
+    }
+
+    /// Number of dimensions.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(1.0).rank(), 0);
+    /// ```
+    pub fn rank(&self) -> usize {
+        self.shape().rank()
+    }
+
+    /// Number of elements.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(1.0).numel(), 1);
+    /// ```
+    pub fn numel(&self) -> usize {
+        self.shape().numel()
+    }
+
+    /// All elements as f64, column-major.
+    ///
+    /// ```
+    /// assert_eq!(flux_autograd::Var::scalar(1.0).to_vec(), vec![1.0]);
+    /// ```
+    pub fn to_vec(&self) -> Vec<f64> {
+        self.data().to_vec()
+    }
+
+    /// A short name for what produced this value (`"param"`, `"const"`, or the op's name).
+    ///
+    /// ```
+    /// let w = flux_autograd::param(1.0);
+    /// assert_eq!((&w * &w).op_name(), "mul");
+    /// ```
+    pub fn op_name(&self) -> &'static str {
+        match (&self.0.op, self.0.kind) {
+            (Some(op), _) => op.name(),
+            (None, Kind::Param) => "param",
+            (None, Kind::Leaf) => "leaf",
+            _ => "const",
+        }
+    }
+
+    /// The compact form used inside `Params(...)`: `Float32[0.1, 0.2] (tracked)`.
+    ///
+    /// ```
+    /// let w = flux_autograd::param(flux_tensor::Tensor::zeros(&[2]));
+    /// assert_eq!(w.inline(), "[0.0, 0.0] (tracked)");
+    /// ```
+    pub fn inline(&self) -> String {
+        let s = display::inline(&self.data());
+        if self.is_tracked() {
+            format!("{s} (tracked)")
+        } else {
+            s
+        }
+    }
+}
+
+/// Makes a trainable parameter from a number or a tensor (Flux's `param`): a tracked leaf with a
+/// stable identity whose value [`crate::update`] changes in place.
+///
+/// ```
+/// use flux_autograd::param;
+/// let w = param(2.0);
+/// let b = param(flux_tensor::Tensor::zeros(&[3]));
+/// assert!(w.is_param() && b.is_param());
+/// ```
+pub fn param(x: impl Into<Tensor>) -> Var {
+    Var::new_param(x.into())
+}
+
+impl From<Tensor> for Var {
+    fn from(t: Tensor) -> Var {
+        Var::constant(t)
+    }
+}
+
+impl From<&Tensor> for Var {
+    fn from(t: &Tensor) -> Var {
+        Var::constant(t.clone())
+    }
+}
+
+impl From<f64> for Var {
+    fn from(x: f64) -> Var {
+        Var::scalar(x)
+    }
+}
+
+impl From<f32> for Var {
+    fn from(x: f32) -> Var {
+        Var::constant(Tensor::from(x))
+    }
+}
+
+impl fmt::Display for Var {
+    /// `14.0 (tracked)` for a tracked scalar; arrays print like Tracker's
+    /// `Tracked 2-element Vector{Float64}:` followed by the values.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.data();
+        match (t.rank(), self.is_tracked()) {
+            (0, true) => write!(f, "{t} (tracked)"),
+            (_, true) => write!(f, "Tracked {t}"),
+            _ => write!(f, "{t}"),
+        }
+    }
+}
+
+impl fmt::Debug for Var {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Var({}, {:?})", self.op_name(), self.data())
+    }
+}
