@@ -1,0 +1,252 @@
+//! [`Chain`] (and `chain!`), [`compose`] (Flux's `∘`), `Vec<Box<dyn Layer>>` as a chain, and
+//! [`activations`].
+
+use std::fmt;
+use std::ops::Index;
+
+use flux_autograd::Var;
+
+use crate::layer::{Layer, Walker};
+
+/// Layers applied in order (Flux's `Chain`). Holds any mix of layers, functions and closures.
+///
+/// ```
+/// use flux_layers::{chain, sigmoid, softmax, identity, Dense, Layer};
+/// use flux_autograd::Var;
+/// let model = chain![Dense::new(10, 5, sigmoid), Dense::new(5, 2, identity), softmax];
+/// assert_eq!(model.len(), 3);
+/// assert_eq!(model.to_string(), "Chain(Dense(10 => 5, σ), Dense(5 => 2), softmax)");
+/// let m4 = chain![|x: &Var| x.powi(2), |x: &Var| x + 1.0];
+/// assert_eq!(m4.forward(&Var::scalar(5.0)).item(), 26.0);
+/// ```
+pub struct Chain {
+    layers: Vec<Box<dyn Layer>>,
+}
+
+impl Chain {
+    /// A chain of boxed layers.
+    ///
+    /// ```
+    /// use flux_layers::{Chain, Layer, relu};
+    /// let c = Chain::new(vec![Box::new(relu) as Box<dyn Layer>]);
+    /// assert_eq!(c.len(), 1);
+    /// ```
+    pub fn new(layers: Vec<Box<dyn Layer>>) -> Chain {
+        Chain { layers }
+    }
+
+    /// Appends a layer.
+    ///
+    /// ```
+    /// use flux_layers::{Chain, relu};
+    /// let mut c = Chain::new(vec![]);
+    /// c.push(relu);
+    /// assert_eq!(c.len(), 1);
+    /// ```
+    pub fn push(&mut self, layer: impl Layer + 'static) {
+        self.layers.push(Box::new(layer));
+    }
+
+    /// Number of layers.
+    ///
+    /// ```
+    /// assert_eq!(flux_layers::chain![flux_layers::relu].len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// True when there are no layers (the chain is the identity).
+    ///
+    /// ```
+    /// assert!(flux_layers::Chain::new(vec![]).is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// The layers.
+    ///
+    /// ```
+    /// assert_eq!(flux_layers::chain![flux_layers::relu].layers().len(), 1);
+    /// ```
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+}
+
+impl Index<usize> for Chain {
+    type Output = dyn Layer;
+    fn index(&self, i: usize) -> &(dyn Layer + 'static) {
+        &*self.layers[i]
+    }
+}
+
+/// Builds a [`Chain`]: `chain![Dense::new(10, 5, sigmoid), softmax]`.
+///
+/// ```
+/// use flux_layers::{chain, relu, tanh};
+/// let c = chain![relu, tanh];
+/// assert_eq!(c.to_string(), "Chain(relu, tanh)");
+/// ```
+#[macro_export]
+macro_rules! chain {
+    ($($layer:expr),* $(,)?) => {
+        $crate::Chain::new(vec![$(Box::new($layer) as Box<dyn $crate::Layer>),*])
+    };
+}
+
+fn fold(layers: &[Box<dyn Layer>], x: &Var) -> Var {
+    layers.iter().fold(x.clone(), |h, l| l.forward(&h))
+}
+
+fn try_fold(layers: &[Box<dyn Layer>], x: &Var) -> Result<Var, crate::LayerError> {
+    layers.iter().try_fold(x.clone(), |h, l| l.try_forward(&h))
+}
+
+fn fold_seq(layers: &[Box<dyn Layer>], xs: &[Var]) -> Vec<Var> {
+    layers.iter().fold(xs.to_vec(), |hs, l| l.forward_seq(&hs))
+}
+
+fn visit_children(layers: &[Box<dyn Layer>], w: &mut Walker<'_>) {
+    for (i, l) in layers.iter().enumerate() {
+        w.child(&i.to_string(), &**l);
+    }
+}
+
+fn fmt_children(layers: &[Box<dyn Layer>], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str("Chain(")?;
+    for (i, l) in layers.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        l.fmt_layer(f)?;
+    }
+    f.write_str(")")
+}
+
+impl Layer for Chain {
+    fn forward(&self, x: &Var) -> Var {
+        fold(&self.layers, x)
+    }
+    fn try_forward(&self, x: &Var) -> Result<Var, crate::LayerError> {
+        try_fold(&self.layers, x)
+    }
+    /// Each layer's `forward_seq` over the whole sequence in turn, so recurrent layers inside
+    /// use their fused sequence path.
+    fn forward_seq(&self, xs: &[Var]) -> Vec<Var> {
+        fold_seq(&self.layers, xs)
+    }
+    fn visit(&self, w: &mut Walker<'_>) {
+        visit_children(&self.layers, w)
+    }
+    fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_children(&self.layers, f)
+    }
+}
+
+impl fmt::Display for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_layer(f)
+    }
+}
+
+impl fmt::Debug for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_layer(f)
+    }
+}
+
+/// A plain vector of boxed layers folds like Flux's `foldl((x, m) -> m(x), layers, init = x)`.
+///
+/// ```
+/// use flux_layers::{Dense, Layer, sigmoid, identity, softmax};
+/// use flux_autograd::Var;
+/// let layers: Vec<Box<dyn Layer>> = vec![Box::new(Dense::new(10, 5, sigmoid)), Box::new(Dense::new(5, 2, identity)), Box::new(softmax)];
+/// let y = layers.forward(&Var::from(flux_tensor::Tensor::rand(&[10])));
+/// assert_eq!(y.shape(), &[2]);
+/// ```
+impl Layer for Vec<Box<dyn Layer>> {
+    fn forward(&self, x: &Var) -> Var {
+        fold(self, x)
+    }
+    fn try_forward(&self, x: &Var) -> Result<Var, crate::LayerError> {
+        try_fold(self, x)
+    }
+    fn forward_seq(&self, xs: &[Var]) -> Vec<Var> {
+        fold_seq(self, xs)
+    }
+    fn visit(&self, w: &mut Walker<'_>) {
+        visit_children(self, w)
+    }
+    fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_children(self, f)
+    }
+}
+
+/// `outer ∘ inner`: applies `inner`, then `outer` (Flux's `∘`). See [`compose`].
+pub struct Compose<A, B> {
+    outer: A,
+    inner: B,
+}
+
+/// Function composition of layers, `compose(f, g)(x) = f(g(x))`, as Flux's `f ∘ g`.
+///
+/// ```
+/// use flux_layers::{compose, sigmoid, identity, Dense, Layer};
+/// use flux_autograd::Var;
+/// let m3 = compose(Dense::new(5, 2, identity), Dense::new(10, 5, sigmoid));
+/// assert_eq!(m3.forward(&Var::from(flux_tensor::Tensor::rand(&[10]))).shape(), &[2]);
+/// assert_eq!(m3.to_string(), "Dense(5 => 2) ∘ Dense(10 => 5, σ)");
+/// ```
+pub fn compose<A: Layer, B: Layer>(outer: A, inner: B) -> Compose<A, B> {
+    Compose { outer, inner }
+}
+
+impl<A: Layer, B: Layer> Layer for Compose<A, B> {
+    fn forward(&self, x: &Var) -> Var {
+        self.outer.forward(&self.inner.forward(x))
+    }
+    fn try_forward(&self, x: &Var) -> Result<Var, crate::LayerError> {
+        self.outer.try_forward(&self.inner.try_forward(x)?)
+    }
+    fn forward_seq(&self, xs: &[Var]) -> Vec<Var> {
+        self.outer.forward_seq(&self.inner.forward_seq(xs))
+    }
+    fn visit(&self, w: &mut Walker<'_>) {
+        w.child("inner", &self.inner);
+        w.child("outer", &self.outer);
+    }
+    fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.outer.fmt_layer(f)?;
+        f.write_str(" ∘ ")?;
+        self.inner.fmt_layer(f)
+    }
+}
+
+impl<A: Layer, B: Layer> fmt::Display for Compose<A, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_layer(f)
+    }
+}
+
+/// The output of every layer of a chain, in order (Flux's `activations(c, x)`), for per-layer
+/// regularisation.
+///
+/// ```
+/// use flux_layers::{activations, chain, sigmoid, softmax, identity, Dense};
+/// use flux_autograd::Var;
+/// let c = chain![Dense::new(10, 5, sigmoid), Dense::new(5, 2, identity), softmax];
+/// let acts = activations(&c, &Var::from(flux_tensor::Tensor::rand(&[10])));
+/// assert_eq!(acts.len(), 3);
+/// assert_eq!(acts[0].shape(), &[5]);
+/// ```
+pub fn activations(chain: &Chain, x: &Var) -> Vec<Var> {
+    let mut out = Vec::with_capacity(chain.len());
+    let mut h = x.clone();
+    for l in &chain.layers {
+        h = l.forward(&h);
+        out.push(h.clone());
+    }
+    out
+}
