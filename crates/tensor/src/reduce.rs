@@ -57,6 +57,10 @@ fn check_dims(op: &'static str, shape: &[usize], dims: &[usize]) -> Result<()> {
 /// Generic fold over chosen dims into a tensor of shape `out` (reduced dims are 1).
 fn fold_dims<T: Element>(x: &[T], shape: &[usize], out: &[usize], init: T, f: impl Fn(T, T) -> T) -> Vec<T> {
     let n_out: usize = out.iter().product();
+    if shape.is_empty() || shape == out {
+        // nothing is reduced (a 0-d input, or no dims): fold each element with the init
+        return x.iter().map(|&v| f(init, v)).collect();
+    }
     let mut acc = vec![init; n_out];
     if x.is_empty() {
         return acc;
