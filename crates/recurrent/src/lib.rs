@@ -1,1 +1,1 @@
-//! placeholder
+//! Recurrent layers (in progress).

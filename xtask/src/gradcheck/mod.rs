@@ -4,6 +4,7 @@
 mod autograd;
 mod compositions;
 mod layers;
+mod recurrent;
 
 use flux_autograd::{gradcheck2_with, gradcheck_with, GradcheckConfig, Var};
 use flux_tensor::Tensor;
@@ -49,6 +50,7 @@ pub fn run(filter: Option<&str>) -> usize {
     flux_tensor::seed(20261127);
     let mut cases = autograd::cases();
     cases.extend(layers::cases());
+    cases.extend(recurrent::cases());
     let mut ops = std::collections::BTreeSet::new();
     let (mut first, mut second, mut failed) = (0usize, 0usize, 0usize);
     for case in cases.iter().filter(|c| filter.is_none_or(|f| c.op.contains(f))) {

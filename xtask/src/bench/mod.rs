@@ -1,16 +1,23 @@
 //! `cargo xtask bench`: the peers' workloads (`../shared/bench/peers/README.md`), printed as
 //! JSON lines with `"peer": "flux-rs"` so rows join with the peers' on (workload, key, threads).
 
+mod w2;
+mod w3;
+
 use std::time::{Duration, Instant};
 
 use flux_autograd::{gradient, Var};
 use flux_tensor::Tensor;
 use serde_json::{json, Value};
 
-struct Opts {
-    workloads: Vec<String>,
-    threads: usize,
-    min_time: f64,
+/// Command-line options of `bench`.
+pub struct Opts {
+    /// Workloads to run.
+    pub workloads: Vec<String>,
+    /// Threads for matrix products.
+    pub threads: usize,
+    /// Seconds of timed samples per measurement.
+    pub min_time: f64,
 }
 
 fn parse(args: &[String]) -> Opts {
@@ -30,7 +37,7 @@ fn parse(args: &[String]) -> Opts {
 
 /// Median seconds per call, as the peers time it: 3 warm-ups, then calls until at least 20 calls
 /// and `min_time` seconds (or 5 calls when one call is very slow). Also the IQR in % of the median.
-fn median_time(min_time: f64, mut f: impl FnMut()) -> (f64, Value) {
+pub fn median_time(min_time: f64, mut f: impl FnMut()) -> (f64, Value) {
     for _ in 0..3 {
         f();
     }
@@ -52,8 +59,8 @@ fn median_time(min_time: f64, mut f: impl FnMut()) -> (f64, Value) {
     (med, json!({"reps": ts.len(), "iqr_pct": ((q(0.75) - q(0.25)) / med * 1000.0).round() / 10.0}))
 }
 
-fn emit(threads: usize, workload: &str, fields: Value, stats: Value) {
-    let mut obj = json!({"peer": "flux-rs", "version": env!("CARGO_PKG_VERSION"), "threads": threads, "workload": workload});
+pub fn emit(threads: usize, workload: &str, fields: Value, stats: Value) {
+    let mut obj = json!({"peer": "flux-rs", "version": "0.1.0", "threads": threads, "workload": workload});
     for src in [fields, stats] {
         if let Value::Object(m) = src {
             for (k, v) in m {
@@ -64,7 +71,7 @@ fn emit(threads: usize, workload: &str, fields: Value, stats: Value) {
     println!("{obj}");
 }
 
-fn round(x: f64, digits: i32) -> f64 {
+pub fn round(x: f64, digits: i32) -> f64 {
     let p = 10f64.powi(digits);
     (x * p).round() / p
 }
@@ -85,10 +92,10 @@ pub fn run(args: &[String]) {
         }
     }
     if has("W2") {
-        crate::bench::w2(&o);
+        w2::run(&o);
     }
     if has("W3") {
-        crate::bench::w3(&o);
+        w3::run(&o);
     }
     if has("W4") {
         let x = Var::from(Tensor::scalar(0.5).to_f32());
@@ -133,10 +140,3 @@ pub fn run(args: &[String]) {
     }
 }
 
-fn w2(_o: &Opts) {
-    eprintln!("bench: W2 needs the layers and optim crates (not wired yet)");
-}
-
-fn w3(_o: &Opts) {
-    eprintln!("bench: W3 needs the recurrent crate (not wired yet)");
-}
