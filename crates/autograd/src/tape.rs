@@ -21,6 +21,20 @@ pub(crate) fn depth() -> u32 {
     DEPTH.with(|d| d.get())
 }
 
+/// Is a gradient call (`gradient`, `gradients`, `gradient_params`) running on this thread?
+/// Layers whose behaviour differs in training (Dropout, BatchNorm) use it as Flux's
+/// `istraining()`.
+///
+/// ```
+/// use flux_autograd::{gradient, in_gradient, Var};
+/// assert!(!in_gradient());
+/// let g = gradient(|x: &Var| { assert!(in_gradient()); x * 2.0 }, &Var::scalar(1.0));
+/// assert_eq!(g.item(), 2.0);
+/// ```
+pub fn in_gradient() -> bool {
+    depth() > 0
+}
+
 /// Runs `f` without recording: every result is a constant. Use it for evaluation and for
 /// updates that must not become part of a graph.
 ///

@@ -21,8 +21,8 @@ pub use flux_tensor::seed;
 /// Everything the seed tutorial uses, in one import.
 pub mod prelude {
     pub use flux_autograd::{
-        gradcheck, gradcheck2, gradient, gradient_nested, gradient_params, gradients, no_grad, param, params, try_update, update, AutogradError, CustomOp, Grads,
-        Params, Value, Var,
+        gradcheck, gradcheck2, gradient, gradient_nested, gradient_params, gradients, in_gradient, no_grad, param, params, try_update, update, AutogradError,
+        CustomOp, Grads, Params, Value, Var,
     };
     pub use flux_layers::*;
     pub use flux_optim::*;

@@ -80,11 +80,7 @@ impl Dense {
     /// assert_eq!(d.bias().to_vec(), vec![0.0, 0.0]);
     /// ```
     pub fn new<F: Fn(&Var) -> Var + Send + Sync + 'static>(input: usize, output: usize, act: F) -> Dense {
-        Dense {
-            weight: param(glorot_uniform(&[output, input])),
-            bias: param(Tensor::zeros(&[output]).to_f32()),
-            act: Activation::new(act),
-        }
+        Dense { weight: param(glorot_uniform(&[output, input])), bias: param(Tensor::zeros(&[output]).to_f32()), act: Activation::new(act) }
     }
 
     /// A layer from given weight `[out, in]` and bias `[out]` values (made into params).

@@ -155,14 +155,7 @@ fn for_each_run(out: &[usize], sa: &[usize], sb: &[usize], mut f: impl FnMut(usi
 }
 
 /// Broadcasting kernel: `out[i] = f(a[ia], b[ib])`.
-pub(crate) fn zip_broadcast<T: Element, F: Fn(T, T) -> T>(
-    a: &[T],
-    ashape: &[usize],
-    b: &[T],
-    bshape: &[usize],
-    out_shape: &[usize],
-    f: F,
-) -> Vec<T> {
+pub(crate) fn zip_broadcast<T: Element, F: Fn(T, T) -> T>(a: &[T], ashape: &[usize], b: &[T], bshape: &[usize], out_shape: &[usize], f: F) -> Vec<T> {
     let n: usize = out_shape.iter().product();
     if a.len() == n && b.len() == n && strip_ones(ashape) == strip_ones(bshape) {
         return a.iter().zip(b.iter()).map(|(&x, &y)| f(x, y)).collect();
@@ -236,12 +229,8 @@ impl Tensor {
         let (a, b) = (self.to_dtype(dtype), other.to_dtype(dtype));
         let shape = Shape::new(&out);
         Ok(match (a.storage(), b.storage()) {
-            (crate::Storage::F32(x), crate::Storage::F32(y)) => {
-                Tensor::from_typed(binary_typed(x, a.shape(), y, b.shape(), &out, op), shape)
-            }
-            (crate::Storage::F64(x), crate::Storage::F64(y)) => {
-                Tensor::from_typed(binary_typed(x, a.shape(), y, b.shape(), &out, op), shape)
-            }
+            (crate::Storage::F32(x), crate::Storage::F32(y)) => Tensor::from_typed(binary_typed(x, a.shape(), y, b.shape(), &out, op), shape),
+            (crate::Storage::F64(x), crate::Storage::F64(y)) => Tensor::from_typed(binary_typed(x, a.shape(), y, b.shape(), &out, op), shape),
             _ => unreachable!("promoted to one dtype"),
         })
     }
@@ -438,12 +427,11 @@ mod tests {
     fn shape_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
         prop::collection::vec(1usize..4, 0..4).prop_flat_map(|out| {
             let n = out.len();
-            (Just(out), prop::collection::vec(any::<bool>(), n), prop::collection::vec(any::<bool>(), n), 0..=n, 0..=n)
-                .prop_map(|(out, ma, mb, ra, rb)| {
-                    let a: Vec<usize> = out.iter().zip(&ma).map(|(&d, &one)| if one { 1 } else { d }).take(ra).collect();
-                    let b: Vec<usize> = out.iter().zip(&mb).map(|(&d, &one)| if one { 1 } else { d }).take(rb).collect();
-                    (a, b)
-                })
+            (Just(out), prop::collection::vec(any::<bool>(), n), prop::collection::vec(any::<bool>(), n), 0..=n, 0..=n).prop_map(|(out, ma, mb, ra, rb)| {
+                let a: Vec<usize> = out.iter().zip(&ma).map(|(&d, &one)| if one { 1 } else { d }).take(ra).collect();
+                let b: Vec<usize> = out.iter().zip(&mb).map(|(&d, &one)| if one { 1 } else { d }).take(rb).collect();
+                (a, b)
+            })
         })
     }
 

@@ -101,11 +101,7 @@ impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let cells = formatted(self);
         let n = cells.len();
-        let body = if n > 10 {
-            format!("{}, …, {}", cells[..5].join(", "), cells[n - 5..].join(", "))
-        } else {
-            cells.join(", ")
-        };
+        let body = if n > 10 { format!("{}, …, {}", cells[..5].join(", "), cells[n - 5..].join(", ")) } else { cells.join(", ") };
         write!(f, "Tensor({}, {:?}, [{}])", self.dtype(), self.shape(), body)
     }
 }

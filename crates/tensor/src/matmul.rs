@@ -75,22 +75,29 @@ macro_rules! impl_gemm {
                 #[cfg(feature = "gemm")]
                 {
                     let threads = num_threads();
-                    let par = if threads > 1 && m * n * k >= PARALLEL_MIN_WORK {
-                        gemm::Parallelism::Rayon(threads)
-                    } else {
-                        gemm::Parallelism::None
-                    };
+                    let par = if threads > 1 && m * n * k >= PARALLEL_MIN_WORK { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
                     // SAFETY: the asserts above bound every index the strides reach: a is
                     // m×k, b is k×n and c is m×n, each column-major or transposed in place.
                     unsafe {
                         gemm::gemm(
-                            m, n, k,
-                            c.as_mut_ptr(), m as isize, 1,
+                            m,
+                            n,
+                            k,
+                            c.as_mut_ptr(),
+                            m as isize,
+                            1,
                             accumulate,
-                            a.as_ptr(), acs, ars,
-                            b.as_ptr(), bcs, brs,
-                            1.0, 1.0,
-                            false, false, false,
+                            a.as_ptr(),
+                            acs,
+                            ars,
+                            b.as_ptr(),
+                            bcs,
+                            brs,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
                             par,
                         );
                     }
@@ -128,9 +135,39 @@ pub fn gemm_portable<T: Element>(m: usize, n: usize, k: usize, a: &[T], ta: bool
     // SAFETY: the asserts bound every index; T is f32 or f64, checked by the TypeId match.
     unsafe {
         if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
-            matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr() as *const f32, ars, acs, b.as_ptr() as *const f32, brs, bcs, 0.0, c.as_mut_ptr() as *mut f32, 1, m as isize);
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr() as *const f32,
+                ars,
+                acs,
+                b.as_ptr() as *const f32,
+                brs,
+                bcs,
+                0.0,
+                c.as_mut_ptr() as *mut f32,
+                1,
+                m as isize,
+            );
         } else {
-            matrixmultiply::dgemm(m, k, n, 1.0, a.as_ptr() as *const f64, ars, acs, b.as_ptr() as *const f64, brs, bcs, 0.0, c.as_mut_ptr() as *mut f64, 1, m as isize);
+            matrixmultiply::dgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr() as *const f64,
+                ars,
+                acs,
+                b.as_ptr() as *const f64,
+                brs,
+                bcs,
+                0.0,
+                c.as_mut_ptr() as *mut f64,
+                1,
+                m as isize,
+            );
         }
     }
 }
@@ -241,12 +278,7 @@ impl Tensor {
 }
 
 fn mismatch(a: &Tensor, b: &Tensor, k1: usize, k2: usize) -> TensorError {
-    TensorError::ShapeMismatch {
-        op: "matmul",
-        lhs: a.shape().to_vec(),
-        rhs: b.shape().to_vec(),
-        reason: format!("inner dimensions differ ({k1} vs {k2})"),
-    }
+    TensorError::ShapeMismatch { op: "matmul", lhs: a.shape().to_vec(), rhs: b.shape().to_vec(), reason: format!("inner dimensions differ ({k1} vs {k2})") }
 }
 
 /// `[m, k, b] · [k, n, b] -> [m, n, b]`, one GEMM per slice.
@@ -364,7 +396,8 @@ impl Tensor {
     pub fn try_bmm_t(&self, other: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
         let dtype = self.dtype().promote(other.dtype());
         let (a, b) = (self.to_dtype(dtype), other.to_dtype(dtype));
-        let bad = |reason: &str| TensorError::ShapeMismatch { op: "batched matmul", lhs: self.shape().to_vec(), rhs: other.shape().to_vec(), reason: reason.into() };
+        let bad =
+            |reason: &str| TensorError::ShapeMismatch { op: "batched matmul", lhs: self.shape().to_vec(), rhs: other.shape().to_vec(), reason: reason.into() };
         if a.rank() != 3 || b.rank() != 3 {
             return Err(bad("both operands must have rank 3"));
         }

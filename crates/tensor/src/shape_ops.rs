@@ -287,7 +287,12 @@ impl Tensor {
         }
         for p in parts {
             if p.shape() != first.shape() {
-                return Err(TensorError::ShapeMismatch { op: "stack", lhs: first.shape().to_vec(), rhs: p.shape().to_vec(), reason: "stacked tensors must have one shape".into() });
+                return Err(TensorError::ShapeMismatch {
+                    op: "stack",
+                    lhs: first.shape().to_vec(),
+                    rhs: p.shape().to_vec(),
+                    reason: "stacked tensors must have one shape".into(),
+                });
             }
         }
         let mut dims = first.shape().to_vec();

@@ -124,12 +124,7 @@ impl Tensor {
     pub fn from_storage(storage: Storage, shape: &[usize]) -> Result<Tensor> {
         let expected: usize = shape.iter().product();
         if storage.len() != expected {
-            return Err(TensorError::ElementCount {
-                op: "from_storage",
-                len: storage.len(),
-                shape: shape.to_vec(),
-                expected,
-            });
+            return Err(TensorError::ElementCount { op: "from_storage", len: storage.len(), shape: shape.to_vec(), expected });
         }
         Ok(Tensor { storage: Arc::new(storage), shape: Shape::new(shape) })
     }
@@ -163,12 +158,7 @@ impl Tensor {
         let storage = data.into_storage();
         let expected: usize = shape.iter().product();
         if storage.len() != expected {
-            return Err(TensorError::ElementCount {
-                op: "from_vec",
-                len: storage.len(),
-                shape: shape.to_vec(),
-                expected,
-            });
+            return Err(TensorError::ElementCount { op: "from_vec", len: storage.len(), shape: shape.to_vec(), expected });
         }
         Ok(Tensor { storage: Arc::new(storage), shape: Shape::new(shape) })
     }
@@ -345,11 +335,7 @@ impl Tensor {
     /// ```
     pub fn try_item(&self) -> Result<f64> {
         if self.numel() != 1 {
-            return Err(TensorError::InvalidShape {
-                op: "item",
-                shape: self.shape.to_vec(),
-                reason: "item() needs exactly one element".into(),
-            });
+            return Err(TensorError::InvalidShape { op: "item", shape: self.shape.to_vec(), reason: "item() needs exactly one element".into() });
         }
         Ok(crate::dispatch!(self, |v: T| v[0].to_f64()))
     }

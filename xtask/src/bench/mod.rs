@@ -139,4 +139,3 @@ pub fn run(args: &[String]) {
         emit(o.threads, "W5", json!({"case": "hvp_mlp_64_64_1", "us_per_call": round(t * 1e6, 3)}), st);
     }
 }
-

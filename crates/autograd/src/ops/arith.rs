@@ -17,10 +17,7 @@ pub(crate) fn binary_backward<V: Value>(op: BinaryOp, a: &V, b: &V, y: &V, g: &V
         Sub => (na.then(|| g.clone()), nb.then(|| g.neg())),
         Mul => (na.then(|| g.mul(b)), nb.then(|| g.mul(a))),
         Div => (na.then(|| g.div(b)), nb.then(|| g.mul(y).div(b).neg())),
-        Pow => (
-            na.then(|| g.mul(b).mul(&a.binary(&b.unary(UnaryOp::AddScalar(-1.0)), Pow))),
-            nb.then(|| g.mul(y).mul(&a.unary(UnaryOp::Ln))),
-        ),
+        Pow => (na.then(|| g.mul(b).mul(&a.binary(&b.unary(UnaryOp::AddScalar(-1.0)), Pow))), nb.then(|| g.mul(y).mul(&a.unary(UnaryOp::Ln)))),
         Max | Min => {
             // the larger (smaller) input takes the gradient; ties go to `a`
             let mask = a.tensor().binary(&b.tensor(), if op == Max { Ge } else { Le });
