@@ -9,6 +9,13 @@
 //! - Activations: [`identity`], [`sigmoid`], [`tanh`], [`relu`], [`leakyrelu`], [`elu`],
 //!   [`gelu`], [`swish`], [`softplus`], [`softmax`], [`logsoftmax`].
 //! - Initialisers: [`glorot_uniform`], [`glorot_normal`].
+//! - Losses (prediction first): [`mse`], [`crossentropy`], [`logitcrossentropy`],
+//!   [`binarycrossentropy`], [`logitbinarycrossentropy`] (each with a `try_` form); [`norm`].
+//! - Labels: [`onehot`], [`onehotbatch`], [`onecold`].
+//! - [`Dropout`], [`LayerNorm`], [`BatchNorm`], with [`TrainMode`] (automatic inside a gradient
+//!   call, or fixed by [`testmode`]/[`trainmode`]).
+//! - Saved state: [`save_state`]/[`load_state`] (a JSON file keyed by structural path), and the
+//!   in-memory [`state_to_json`]/[`load_state_json`].
 //!
 //! ```
 //! use flux_layers::{chain, params, sigmoid, softmax, identity, Dense, Layer};
@@ -22,17 +29,36 @@
 #![allow(mixed_script_confusables)]
 
 pub mod activation;
+mod batchnorm;
 mod chain;
 mod dense;
+mod dropout;
 mod error;
 mod init;
 mod layer;
+mod layernorm;
+pub mod loss;
+mod mode;
+mod norm;
+mod onehot;
+pub mod state;
 mod traverse;
 
 pub use activation::{elu, elu_with, gelu, identity, leakyrelu, leakyrelu_with, logsoftmax, relu, sigmoid, softmax, softplus, swish, tanh, σ};
+pub use batchnorm::BatchNorm;
 pub use chain::{activations, compose, Chain, Compose};
 pub use dense::{Activation, Dense};
+pub use dropout::Dropout;
 pub use error::LayerError;
 pub use init::{glorot_normal, glorot_normal_with, glorot_uniform, glorot_uniform_with};
 pub use layer::{fn_name, Layer, Modal, Show, Stateful, Visitor, Walker};
+pub use layernorm::LayerNorm;
+pub use loss::{
+    binarycrossentropy, crossentropy, logitbinarycrossentropy, logitcrossentropy, mse, try_binarycrossentropy, try_crossentropy, try_logitbinarycrossentropy,
+    try_logitcrossentropy, try_mse,
+};
+pub use mode::TrainMode;
+pub use norm::norm;
+pub use onehot::{onecold, onehot, onehotbatch, try_onecold, try_onehot, try_onehotbatch};
+pub use state::{load_state, load_state_json, save_state, state_to_json, tensor_from_json, tensor_to_json, try_state_to_json};
 pub use traverse::{named_params, params, reset, testmode, to_dtype, to_f32, to_f64, trainmode, truncate};

@@ -1,0 +1,305 @@
+//! Loss functions, prediction first (`loss(ŷ, y)`), as in Flux: [`mse`], [`crossentropy`],
+//! [`logitcrossentropy`], [`binarycrossentropy`], [`logitbinarycrossentropy`].
+//!
+//! All are built from autograd `Var` operations (the only data-dependent pieces are constant
+//! masks), so they are differentiable twice and nest inside `gradient` like any other function.
+//! A prediction and a target of different shapes is an error naming the loss and both shapes:
+//! the plain forms panic with it, the `try_` forms return it.
+
+use flux_autograd::Var;
+use flux_tensor::DType;
+
+use crate::error::LayerError;
+
+fn check_shapes(loss: &str, yhat: &Var, y: &Var) -> Result<(), LayerError> {
+    let (a, b) = (yhat.shape(), y.shape());
+    if a != b {
+        return Err(LayerError::InputShape {
+            layer: loss.to_string(),
+            got: b.to_vec(),
+            expected: format!("target y to have the shape of prediction ŷ, {:?} (ŷ is {:?}, y is {:?})", a.to_vec(), a.to_vec(), b.to_vec()),
+        });
+    }
+    Ok(())
+}
+
+fn or_panic(r: Result<Var, LayerError>) -> Var {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The number of samples: every dimension after the first (feature) one; a vector or a
+/// scalar is one sample.
+fn batch_size(x: &Var) -> usize {
+    let s = x.shape();
+    if s.rank() <= 1 {
+        1
+    } else {
+        s[1..].iter().product()
+    }
+}
+
+/// `x .* log(y)` with `0 * log(0) = 0` wherever `x == 0` (Flux's `xlogy`), built so that it stays
+/// twice differentiable: where `x == 0` the log's argument is replaced by the constant 1 (through a
+/// constant mask), so neither the value nor any derivative sees `log(0)`.
+fn xlogy(x: &Var, y: &Var) -> Var {
+    let xd = x.data();
+    if !xd.to_vec().contains(&0.0) {
+        return x * &y.ln();
+    }
+    let keep = xd.map(|v| if v != 0.0 { 1.0 } else { 0.0 }).to_dtype(y.dtype());
+    let fill = keep.map(|k| 1.0 - k);
+    let safe = y * &Var::constant(keep) + &Var::constant(fill);
+    x * &safe.ln()
+}
+
+/// The machine epsilon of a dtype (Flux's `eps(ŷ)`).
+fn eps_of(d: DType) -> f64 {
+    match d {
+        DType::F32 => f32::EPSILON as f64,
+        DType::F64 => f64::EPSILON,
+    }
+}
+
+/// Mean squared error, `sum((ŷ .- y).^2) / length(y)`: the mean over every element.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_layers::mse;
+/// use flux_tensor::Tensor;
+/// let yhat = Var::from(Tensor::from_vec(vec![1.0, 2.0], &[2]));
+/// let y = Var::from(Tensor::from_vec(vec![1.0, 4.0], &[2]));
+/// assert_eq!(mse(&yhat, &y).item(), 2.0);
+/// ```
+pub fn mse(yhat: &Var, y: &Var) -> Var {
+    or_panic(try_mse(yhat, y))
+}
+
+/// [`mse`], returning an error when the shapes differ.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// let e = flux_layers::try_mse(&Var::from(Tensor::zeros(&[2, 3])), &Var::from(Tensor::zeros(&[3, 2]))).unwrap_err();
+/// assert!(e.to_string().contains("mse") && e.to_string().contains("[2, 3]") && e.to_string().contains("[3, 2]"));
+/// ```
+pub fn try_mse(yhat: &Var, y: &Var) -> Result<Var, LayerError> {
+    check_shapes("mse", yhat, y)?;
+    Ok((yhat - y).powi(2).mean())
+}
+
+/// Cross-entropy of probabilities `ŷ` (a softmax output) against targets `y`:
+/// `-sum(y .* log.(ŷ)) / batch`, summing over the feature dimension (dim 0) and averaging over
+/// the rest (a vector is one sample). `0 * log(0)` counts as 0, as in modern Flux's `xlogy`,
+/// so a zero probability where the target is zero is harmless (its gradient is 0, not NaN).
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_layers::{crossentropy, onehotbatch, softmax};
+/// use flux_tensor::Tensor;
+/// let logits = Var::from(Tensor::zeros(&[4, 3]));
+/// let y = Var::from(onehotbatch(&[0, 1, 3], 4));
+/// let l = crossentropy(&softmax(&logits), &y);
+/// assert!((l.item() - 4f64.ln()).abs() < 1e-6);
+/// ```
+pub fn crossentropy(yhat: &Var, y: &Var) -> Var {
+    or_panic(try_crossentropy(yhat, y))
+}
+
+/// [`crossentropy`], returning an error when the shapes differ.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// let e = flux_layers::try_crossentropy(&Var::from(Tensor::ones(&[3])), &Var::from(Tensor::ones(&[2]))).unwrap_err();
+/// assert!(e.to_string().starts_with("crossentropy"));
+/// ```
+pub fn try_crossentropy(yhat: &Var, y: &Var) -> Result<Var, LayerError> {
+    check_shapes("crossentropy", yhat, y)?;
+    let n = batch_size(y) as f64;
+    Ok(xlogy(y, yhat).sum() * (-1.0 / n))
+}
+
+/// Cross-entropy from logits: `crossentropy(softmax(ŷ), y)` computed stably through
+/// `logsoftmax` (log-sum-exp), so extreme logits give no NaN or infinity. Summed over the
+/// feature dimension, averaged over the rest.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_layers::{logitcrossentropy, onehot};
+/// use flux_tensor::Tensor;
+/// let logits = Var::from(Tensor::from_vec(vec![1000.0, -1000.0], &[2]));
+/// let l = logitcrossentropy(&logits, &Var::from(onehot(1, 2)));
+/// assert_eq!(l.item(), 2000.0);
+/// ```
+pub fn logitcrossentropy(yhat: &Var, y: &Var) -> Var {
+    or_panic(try_logitcrossentropy(yhat, y))
+}
+
+/// [`logitcrossentropy`], returning an error when the shapes differ.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// assert!(flux_layers::try_logitcrossentropy(&Var::from(Tensor::ones(&[3, 2])), &Var::from(Tensor::ones(&[3]))).is_err());
+/// ```
+pub fn try_logitcrossentropy(yhat: &Var, y: &Var) -> Result<Var, LayerError> {
+    check_shapes("logitcrossentropy", yhat, y)?;
+    let n = batch_size(y) as f64;
+    Ok((y * &yhat.logsoftmax(0)).sum() * (-1.0 / n))
+}
+
+/// Binary cross-entropy of probabilities `ŷ` against targets `y` in `[0, 1]`, averaged over
+/// every element: `mean(-xlogy(y, ŷ + ϵ) - xlogy(1 - y, 1 - ŷ + ϵ))` with `ϵ = eps(dtype)`, as
+/// modern Flux computes it. Prefer [`logitbinarycrossentropy`] on logits.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// let p = Var::from(Tensor::from_vec(vec![0.5, 0.5], &[2]));
+/// let y = Var::from(Tensor::from_vec(vec![1.0, 0.0], &[2]));
+/// assert!((flux_layers::binarycrossentropy(&p, &y).item() - 2f64.ln()).abs() < 1e-12);
+/// ```
+pub fn binarycrossentropy(yhat: &Var, y: &Var) -> Var {
+    or_panic(try_binarycrossentropy(yhat, y))
+}
+
+/// [`binarycrossentropy`], returning an error when the shapes differ.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// assert!(flux_layers::try_binarycrossentropy(&Var::from(Tensor::ones(&[2])), &Var::from(Tensor::ones(&[1, 2]))).is_err());
+/// ```
+pub fn try_binarycrossentropy(yhat: &Var, y: &Var) -> Result<Var, LayerError> {
+    check_shapes("binarycrossentropy", yhat, y)?;
+    let eps = eps_of(yhat.dtype());
+    let pos = xlogy(y, &(yhat + eps));
+    let neg = xlogy(&(1.0 - y), &((1.0 + eps) - yhat));
+    Ok(-(pos + neg).mean())
+}
+
+/// Binary cross-entropy from logits, averaged over every element:
+/// `mean((1 .- y) .* ŷ .- logσ(ŷ))` with `logσ(x) = -softplus(-x)`, stable for any logit.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// let logits = Var::from(Tensor::from_vec(vec![1000.0, -1000.0], &[2]));
+/// let y = Var::from(Tensor::from_vec(vec![1.0, 0.0], &[2]));
+/// assert_eq!(flux_layers::logitbinarycrossentropy(&logits, &y).item(), 0.0);
+/// ```
+pub fn logitbinarycrossentropy(yhat: &Var, y: &Var) -> Var {
+    or_panic(try_logitbinarycrossentropy(yhat, y))
+}
+
+/// [`logitbinarycrossentropy`], returning an error when the shapes differ.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// assert!(flux_layers::try_logitbinarycrossentropy(&Var::from(Tensor::ones(&[2])), &Var::from(Tensor::ones(&[3]))).is_err());
+/// ```
+pub fn try_logitbinarycrossentropy(yhat: &Var, y: &Var) -> Result<Var, LayerError> {
+    check_shapes("logitbinarycrossentropy", yhat, y)?;
+    Ok(((1.0 - y) * yhat + (-yhat).softplus()).mean())
+}
+
+/// Every loss with its Flux name, for tests and the gradcheck suite.
+///
+/// ```
+/// assert_eq!(flux_layers::loss::ALL.len(), 5);
+/// ```
+pub const ALL: [(&str, fn(&Var, &Var) -> Var); 5] = [
+    ("mse", mse),
+    ("crossentropy", crossentropy),
+    ("logitcrossentropy", logitcrossentropy),
+    ("binarycrossentropy", binarycrossentropy),
+    ("logitbinarycrossentropy", logitbinarycrossentropy),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flux_autograd::{gradient, gradients};
+    use flux_tensor::Tensor;
+
+    fn v(data: Vec<f64>, shape: &[usize]) -> Var {
+        Var::from(Tensor::from_vec(data, shape))
+    }
+
+    #[test]
+    fn crossentropy_batches_average_over_samples() {
+        // two identical samples give the loss of one
+        let p = v(vec![0.2, 0.8], &[2]);
+        let y = v(vec![0.0, 1.0], &[2]);
+        let one = crossentropy(&p, &y).item();
+        assert!((one + 0.8f64.ln()).abs() < 1e-12);
+        let pb = v(vec![0.2, 0.8, 0.2, 0.8], &[2, 2]);
+        let yb = v(vec![0.0, 1.0, 0.0, 1.0], &[2, 2]);
+        assert!((crossentropy(&pb, &yb).item() - one).abs() < 1e-12);
+        // a rank-3 batch [C, A, B] averages over A*B samples
+        let p3 = Var::from(Tensor::full(&[2, 2, 3], 0.5));
+        let y3 = Var::from(Tensor::full(&[2, 2, 3], 0.5));
+        assert!((crossentropy(&p3, &y3).item() - 2f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn crossentropy_zero_times_log_zero_is_zero() {
+        let p = v(vec![0.0, 1.0], &[2]);
+        let y = v(vec![0.0, 1.0], &[2]);
+        assert_eq!(crossentropy(&p, &y).item(), 0.0);
+        let g = gradient(|p: &Var| crossentropy(p, &y), &p);
+        assert_eq!(g.to_vec(), vec![0.0, -1.0]);
+        // and the second derivative is finite too
+        let h = gradient(|p: &Var| gradient(|q: &Var| crossentropy(q, &y), p).sum(), &p);
+        assert!(h.to_vec().iter().all(|x| x.is_finite()));
+    }
+
+    #[test]
+    fn logit_losses_have_no_nan_at_extreme_logits() {
+        let x = v(vec![1e4, -1e4, 0.0, 3e38], &[4]);
+        let y = v(vec![0.0, 1.0, 0.5, 1.0], &[4]);
+        for (name, f) in [("logitcrossentropy", logitcrossentropy as fn(&Var, &Var) -> Var), ("logitbinarycrossentropy", logitbinarycrossentropy)] {
+            let l = f(&x, &y).item();
+            assert!(l.is_finite(), "{name}: {l}");
+            let g = gradient(|x: &Var| f(x, &y), &x);
+            assert!(g.to_vec().iter().all(|g| g.is_finite()), "{name}: {g:?}");
+        }
+    }
+
+    #[test]
+    fn logit_forms_agree_with_plain_forms() {
+        let x = v(vec![0.3, -1.2, 2.0, 0.1, 0.5, -0.7], &[3, 2]);
+        let y = v(vec![0.0, 1.0, 0.0, 1.0, 0.0, 0.0], &[3, 2]);
+        let a = logitcrossentropy(&x, &y).item();
+        let b = crossentropy(&x.softmax(0), &y).item();
+        assert!((a - b).abs() < 1e-12);
+        let a = logitbinarycrossentropy(&x, &y).item();
+        let b = binarycrossentropy(&x.sigmoid(), &y).item();
+        assert!((a - b).abs() < 1e-9);
+    }
+
+    #[test]
+    fn gradient_with_respect_to_both_arguments() {
+        let p = v(vec![0.3, 0.7], &[2]);
+        let y = v(vec![0.0, 1.0], &[2]);
+        let g = gradients(|a: &[Var]| mse(&a[0], &a[1]), &[p, y]);
+        assert!((g[0].to_vec()[0] - 0.3).abs() < 1e-12);
+        assert!((g[1].to_vec()[0] + 0.3).abs() < 1e-12);
+    }
+
+    #[test]
+    fn f32_prediction_keeps_f32() {
+        let p = Var::from(Tensor::from_vec(vec![0.25f32, 0.75], &[2]));
+        let y = Var::from(Tensor::from_vec(vec![0.0f32, 1.0], &[2]));
+        for (name, f) in ALL {
+            assert_eq!(f(&p, &y).dtype(), DType::F32, "{name}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "crossentropy")]
+    fn mismatch_panics_with_the_loss_name() {
+        crossentropy(&v(vec![0.5, 0.5], &[2]), &v(vec![1.0, 0.0, 0.0], &[3]));
+    }
+}
