@@ -6,9 +6,9 @@
 //! graph is built. When an outer gradient is recording, they run on [`Var`]s with recording on,
 //! so the gradients are themselves differentiable.
 
-use std::collections::{HashMap, HashSet};
-
 use flux_tensor::Tensor;
+
+use crate::idmap::{IdMap, IdSet};
 
 use crate::tape;
 use crate::value::Value;
@@ -16,8 +16,8 @@ use crate::var::Var;
 
 /// Nodes on some path from `root` to a target, inputs before outputs, and which node ids are
 /// on such a path.
-fn topo(root: &Var, targets: &HashSet<u64>) -> (Vec<Var>, HashMap<u64, bool>) {
-    let mut relevant: HashMap<u64, bool> = HashMap::new();
+fn topo(root: &Var, targets: &IdSet) -> (Vec<Var>, IdMap<bool>) {
+    let mut relevant: IdMap<bool> = IdMap::default();
     let mut order = Vec::new();
     let mut stack: Vec<(Var, bool)> = vec![(root.clone(), false)];
     while let Some((v, expanded)) = stack.pop() {
@@ -43,14 +43,12 @@ fn topo(root: &Var, targets: &HashSet<u64>) -> (Vec<Var>, HashMap<u64, bool>) {
         }
         match v.op() {
             Some(op) if v.is_tracked() => {
-                let mut children = Vec::with_capacity(2);
+                stack.push((v.clone(), true));
                 op.for_each_input(|x| {
                     if x.is_tracked() && !relevant.contains_key(&x.id()) {
-                        children.push(x.clone());
+                        stack.push((x.clone(), false));
                     }
                 });
-                stack.push((v, true));
-                stack.extend(children.into_iter().map(|c| (c, false)));
             }
             _ => {
                 relevant.insert(id, false);
@@ -61,11 +59,12 @@ fn topo(root: &Var, targets: &HashSet<u64>) -> (Vec<Var>, HashMap<u64, bool>) {
 }
 
 /// Walks `order` backwards from `root`, returning the gradient of each target that was reached.
-fn propagate<V: Value>(root: &Var, order: &[Var], relevant: &HashMap<u64, bool>, targets: &HashSet<u64>) -> HashMap<u64, V> {
-    let mut grads: HashMap<u64, V> = HashMap::with_capacity(order.len());
+fn propagate<V: Value>(root: &Var, order: &[Var], relevant: &IdMap<bool>, targets: &IdSet) -> IdMap<V> {
+    let mut grads: IdMap<V> = IdMap::with_capacity_and_hasher(order.len(), Default::default());
     grads.insert(root.id(), V::constant(root.data().ones_like()));
-    let mut out = HashMap::with_capacity(targets.len());
+    let mut out = IdMap::with_capacity_and_hasher(targets.len(), Default::default());
     let mut needs = Vec::with_capacity(4);
+    let mut input_grads: Vec<Option<V>> = Vec::with_capacity(4);
     for v in order.iter().rev() {
         let id = v.id();
         let Some(g) = grads.remove(&id) else { continue };
@@ -76,10 +75,11 @@ fn propagate<V: Value>(root: &Var, order: &[Var], relevant: &HashMap<u64, bool>,
         let op = v.op().expect("a relevant node that is not a target was computed by an op");
         needs.clear();
         op.for_each_input(|x| needs.push(relevant.get(&x.id()).copied().unwrap_or(false)));
-        let mut input_grads = op.backward::<V>(v, &g, &needs).into_iter();
+        input_grads.clear();
+        op.backward::<V>(v, &g, &needs, &mut input_grads);
         let mut i = 0;
         op.for_each_input(|x| {
-            let gi = input_grads.next().flatten();
+            let gi = input_grads.get_mut(i).and_then(Option::take);
             if let (true, Some(gi)) = (needs[i], gi) {
                 match grads.entry(x.id()) {
                     std::collections::hash_map::Entry::Occupied(mut e) => {
@@ -99,11 +99,11 @@ fn propagate<V: Value>(root: &Var, order: &[Var], relevant: &HashMap<u64, bool>,
 
 /// Gradients of the one-element `root` with respect to each target reached (targets not
 /// reached are absent). With `create_graph` the gradients are recorded Vars.
-pub(crate) fn backward(root: &Var, targets: &[Var], create_graph: bool) -> HashMap<u64, Var> {
-    let ids: HashSet<u64> = targets.iter().map(|t| t.id()).collect();
+pub(crate) fn backward(root: &Var, targets: &[Var], create_graph: bool) -> IdMap<Var> {
+    let ids: IdSet = targets.iter().map(|t| t.id()).collect();
     let (order, relevant) = topo(root, &ids);
     if order.is_empty() {
-        return HashMap::new();
+        return IdMap::default();
     }
     if create_graph {
         let _on = tape::Resume::new();

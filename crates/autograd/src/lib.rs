@@ -33,6 +33,7 @@ mod backward;
 mod error;
 mod gradcheck;
 mod gradient;
+mod idmap;
 mod op;
 pub mod ops;
 mod tape;

@@ -103,8 +103,9 @@ impl Op {
         any
     }
 
-    /// Gives up the inputs (used to drop long graphs iteratively).
-    pub(crate) fn into_inputs(self) -> Vec<Var> {
+    /// Gives up the inputs one by one (used to drop long graphs iteratively, without
+    /// allocating per node).
+    pub(crate) fn drain_inputs(self, mut f: impl FnMut(Var)) {
         match self {
             Op::Unary(_, x)
             | Op::Reduce(_, x, _)
@@ -117,34 +118,38 @@ impl Op {
             | Op::Cast(x)
             | Op::Identity(x)
             | Op::Softmax(x, _)
-            | Op::LogSoftmax(x, _) => vec![x],
-            Op::Binary(_, a, b) | Op::MatmulT(a, b, _, _) | Op::BmmT(a, b, _, _) => vec![a, b],
-            Op::Concat(xs, _) | Op::Custom(_, xs) => xs,
+            | Op::LogSoftmax(x, _) => f(x),
+            Op::Binary(_, a, b) | Op::MatmulT(a, b, _, _) | Op::BmmT(a, b, _, _) => {
+                f(a);
+                f(b)
+            }
+            Op::Concat(xs, _) | Op::Custom(_, xs) => xs.into_iter().for_each(f),
         }
     }
 
-    /// Gradients of the inputs, given the output `out` and its gradient `g`. `needs[i]` says
-    /// whether input `i` needs one (rules skip the work for the others).
-    pub(crate) fn backward<V: Value>(&self, out: &Var, g: &V, needs: &[bool]) -> Vec<Option<V>> {
+    /// Gradients of the inputs, given the output `out` and its gradient `g`, appended to `grads`
+    /// (one entry per input; a buffer reused across nodes). `needs[i]` says whether input `i`
+    /// needs one (rules skip the work for the others).
+    pub(crate) fn backward<V: Value>(&self, out: &Var, g: &V, needs: &[bool], grads: &mut Vec<Option<V>>) {
         let y = || V::of(out);
         match self {
-            Op::Unary(op, x) => vec![unary::backward(*op, &V::of(x), &y(), g)],
-            Op::Binary(op, a, b) => arith::binary_backward(*op, &V::of(a), &V::of(b), &y(), g, needs).into(),
-            Op::Reduce(op, x, dims) => vec![reduce::backward(*op, &V::of(x), &y(), dims, g)],
-            Op::SumTo(x) => vec![Some(g.broadcast_to(&x.shape()))],
-            Op::BroadcastTo(x) => vec![Some(g.sum_to(&x.shape()))],
-            Op::MatmulT(a, b, ta, tb) => matmul::matmul_backward(&V::of(a), &V::of(b), *ta, *tb, g, needs).into(),
-            Op::BmmT(a, b, ta, tb) => matmul::bmm_backward(&V::of(a), &V::of(b), *ta, *tb, g, needs).into(),
-            Op::Reshape(x) => vec![Some(g.reshape(&x.shape()))],
-            Op::Permute(_, perm) => vec![Some(shape::permute_backward(perm, g))],
-            Op::IndexSelect(x, dim, idx) => vec![Some(g.index_add(*dim, idx, &x.shape()))],
-            Op::IndexAdd(_, dim, idx) => vec![Some(g.index_select(*dim, idx))],
-            Op::Concat(xs, dim) => shape::concat_backward(xs, *dim, g, needs),
-            Op::Cast(x) => vec![Some(g.cast(x.dtype()))],
-            Op::Identity(_) => vec![Some(g.clone())],
-            Op::Softmax(_, dim) => vec![Some(softmax::softmax_backward(&y(), *dim, g))],
-            Op::LogSoftmax(_, dim) => vec![Some(softmax::logsoftmax_backward(&y(), *dim, g))],
-            Op::Custom(op, xs) => custom::backward(op.as_ref(), xs, out, g, needs),
+            Op::Unary(op, x) => grads.push(unary::backward(*op, x, out, g)),
+            Op::Binary(op, a, b) => grads.extend(arith::binary_backward(*op, a, b, out, g, needs)),
+            Op::Reduce(op, x, dims) => grads.push(reduce::backward(*op, &V::of(x), &y(), dims, g)),
+            Op::SumTo(x) => grads.push(Some(g.broadcast_to(&x.shape()))),
+            Op::BroadcastTo(x) => grads.push(Some(g.sum_to(&x.shape()))),
+            Op::MatmulT(a, b, ta, tb) => grads.extend(matmul::matmul_backward(&V::of(a), &V::of(b), *ta, *tb, g, needs)),
+            Op::BmmT(a, b, ta, tb) => grads.extend(matmul::bmm_backward(&V::of(a), &V::of(b), *ta, *tb, g, needs)),
+            Op::Reshape(x) => grads.push(Some(g.reshape(&x.shape()))),
+            Op::Permute(_, perm) => grads.push(Some(shape::permute_backward(perm, g))),
+            Op::IndexSelect(x, dim, idx) => grads.push(Some(g.index_add(*dim, idx, &x.shape()))),
+            Op::IndexAdd(_, dim, idx) => grads.push(Some(g.index_select(*dim, idx))),
+            Op::Concat(xs, dim) => grads.extend(shape::concat_backward(xs, *dim, g, needs)),
+            Op::Cast(x) => grads.push(Some(g.cast(x.dtype()))),
+            Op::Identity(_) => grads.push(Some(g.clone())),
+            Op::Softmax(_, dim) => grads.push(Some(softmax::softmax_backward(&y(), *dim, g))),
+            Op::LogSoftmax(_, dim) => grads.push(Some(softmax::logsoftmax_backward(&y(), *dim, g))),
+            Op::Custom(op, xs) => grads.extend(custom::backward(op.as_ref(), xs, out, g, needs)),
         }
     }
 }

@@ -28,9 +28,40 @@ pub(crate) enum Kind {
 
 pub(crate) struct Node {
     pub(crate) id: u64,
-    pub(crate) value: RwLock<Tensor>,
+    value: Slot,
     pub(crate) op: Option<Op>,
     pub(crate) kind: Kind,
+}
+
+/// Where a node keeps its value: computed values never change, so only leaves (params, and
+/// constants that a loader or `Recur` may overwrite) pay for a lock.
+enum Slot {
+    Fixed(Tensor),
+    Mutable(RwLock<Tensor>),
+}
+
+impl Slot {
+    #[inline]
+    fn get(&self) -> Tensor {
+        match self {
+            Slot::Fixed(t) => t.clone(),
+            Slot::Mutable(l) => l.read().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    }
+    #[inline]
+    fn shape(&self) -> Shape {
+        match self {
+            Slot::Fixed(t) => t.shape().clone(),
+            Slot::Mutable(l) => l.read().unwrap_or_else(|e| e.into_inner()).shape().clone(),
+        }
+    }
+    #[inline]
+    fn dtype(&self) -> DType {
+        match self {
+            Slot::Fixed(t) => t.dtype(),
+            Slot::Mutable(l) => l.read().unwrap_or_else(|e| e.into_inner()).dtype(),
+        }
+    }
 }
 
 impl Drop for Node {
@@ -38,11 +69,14 @@ impl Drop for Node {
     /// stack through nested drops.
     fn drop(&mut self) {
         let Some(op) = self.op.take() else { return };
-        let mut stack: Vec<Var> = op.into_inputs();
+        // Inputs this node held the last reference to are taken apart here, in a loop, instead
+        // of by recursive drops. The stack allocates only when a chain is being freed.
+        let mut stack: Vec<Var> = Vec::new();
+        op.drain_inputs(|v| stack.push(v));
         while let Some(v) = stack.pop() {
             if let Some(mut node) = Arc::into_inner(v.0) {
                 if let Some(op) = node.op.take() {
-                    stack.extend(op.into_inputs());
+                    op.drain_inputs(|v| stack.push(v));
                 }
             }
         }
@@ -66,7 +100,8 @@ pub struct Var(pub(crate) Arc<Node>);
 
 impl Var {
     fn make(value: Tensor, op: Option<Op>, kind: Kind) -> Var {
-        Var(Arc::new(Node { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), value: RwLock::new(value), op, kind }))
+        let value = if op.is_some() { Slot::Fixed(value) } else { Slot::Mutable(RwLock::new(value)) };
+        Var(Arc::new(Node { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), value, op, kind }))
     }
 
     /// An untracked value.
@@ -162,7 +197,7 @@ impl Var {
     /// ```
     #[inline]
     pub fn data(&self) -> Tensor {
-        self.0.value.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0.value.get()
     }
 
     /// Replaces the value of a leaf in place (what `update` and dtype conversion use). The shape
@@ -189,8 +224,10 @@ impl Var {
     /// assert_eq!(w.shape(), &[3]);
     /// ```
     pub fn set_data_unchecked(&self, t: Tensor) {
-        assert!(self.is_leaf(), "set_data: only a leaf (a param or constant) can change its value in place");
-        *self.0.value.write().unwrap_or_else(|e| e.into_inner()) = t;
+        match &self.0.value {
+            Slot::Mutable(l) => *l.write().unwrap_or_else(|e| e.into_inner()) = t,
+            Slot::Fixed(_) => panic!("set_data: only a leaf (a param or constant) can change its value in place"),
+        }
     }
 
     /// The same value with no history: an untracked constant.
@@ -219,7 +256,7 @@ impl Var {
     /// assert_eq!(v.shape(), &[2, 3]);
     /// ```
     pub fn shape(&self) -> Shape {
-        self.0.value.read().unwrap_or_else(|e| e.into_inner()).shape().clone()
+        self.0.value.shape()
     }
 
     /// The element type.
@@ -228,7 +265,7 @@ impl Var {
     /// assert_eq!(flux_autograd::Var::scalar(1.0).dtype(), flux_tensor::DType::F64);
     /// ```
     pub fn dtype(&self) -> DType {
-        self.0.value.read().unwrap_or_else(|e| e.into_inner()).dtype()
+        self.0.value.dtype()
     }
 
     /// Number of dimensions.

@@ -224,6 +224,18 @@ impl Tensor {
     /// assert!(a.try_binary(&Tensor::ones(&[3]), BinaryOp::Add).is_err());
     /// ```
     pub fn try_binary(&self, other: &Tensor, op: BinaryOp) -> Result<Tensor> {
+        // the common case first: one shape, one dtype, nothing to broadcast or convert
+        if self.shape() == other.shape() {
+            match (self.storage(), other.storage()) {
+                (crate::Storage::F32(x), crate::Storage::F32(y)) => {
+                    return Ok(Tensor::from_typed(binary_typed(x, self.shape(), y, other.shape(), self.shape(), op), self.shape().clone()))
+                }
+                (crate::Storage::F64(x), crate::Storage::F64(y)) => {
+                    return Ok(Tensor::from_typed(binary_typed(x, self.shape(), y, other.shape(), self.shape(), op), self.shape().clone()))
+                }
+                _ => {}
+            }
+        }
         let out = broadcast_shape(op.name(), self.shape(), other.shape())?;
         let dtype = self.dtype().promote(other.dtype());
         let (a, b) = (self.to_dtype(dtype), other.to_dtype(dtype));

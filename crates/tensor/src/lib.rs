@@ -29,6 +29,7 @@ pub mod random;
 pub mod reduce;
 pub mod shape;
 pub mod shape_ops;
+pub mod softmax;
 pub mod tensor;
 pub mod unary;
 

@@ -8,24 +8,34 @@ use crate::value::Value;
 use crate::var::Var;
 
 /// `(da, db)` for `y = op(a, b)` with broadcasting: each gradient is summed back to its
-/// input's shape. Comparisons have zero derivative.
-pub(crate) fn binary_backward<V: Value>(op: BinaryOp, a: &V, b: &V, y: &V, g: &V, needs: &[bool]) -> [Option<V>; 2] {
+/// input's shape. Comparisons have zero derivative. Values are fetched only where read.
+pub(crate) fn binary_backward<V: Value>(op: BinaryOp, av: &Var, bv: &Var, yv: &Var, g: &V, needs: &[bool]) -> [Option<V>; 2] {
     use BinaryOp::*;
     let (na, nb) = (needs[0], needs[1]);
+    let (a, b, y) = (|| V::of(av), || V::of(bv), || V::of(yv));
     let (ga, gb) = match op {
         Add => (na.then(|| g.clone()), nb.then(|| g.clone())),
         Sub => (na.then(|| g.clone()), nb.then(|| g.neg())),
-        Mul => (na.then(|| g.mul(b)), nb.then(|| g.mul(a))),
-        Div => (na.then(|| g.div(b)), nb.then(|| g.mul(y).div(b).neg())),
-        Pow => (na.then(|| g.mul(b).mul(&a.binary(&b.unary(UnaryOp::AddScalar(-1.0)), Pow))), nb.then(|| g.mul(y).mul(&a.unary(UnaryOp::Ln)))),
+        Mul => (na.then(|| g.mul(&b())), nb.then(|| g.mul(&a()))),
+        Div => (na.then(|| g.div(&b())), nb.then(|| g.mul(&y()).div(&b()).neg())),
+        Pow => (na.then(|| g.mul(&b()).mul(&a().binary(&b().unary(UnaryOp::AddScalar(-1.0)), Pow))), nb.then(|| g.mul(&y()).mul(&a().unary(UnaryOp::Ln)))),
         Max | Min => {
             // the larger (smaller) input takes the gradient; ties go to `a`
-            let mask = a.tensor().binary(&b.tensor(), if op == Max { Ge } else { Le });
+            let mask = av.data().binary(&bv.data(), if op == Max { Ge } else { Le });
             (na.then(|| g.mul_const(&mask)), nb.then(|| g.mul_const(&mask.unary(UnaryOp::RSubScalar(1.0)))))
         }
         Gt | Ge | Lt | Le | Eq => (None, None),
     };
-    [ga.map(|d| d.sum_to(&a.shape())), gb.map(|d| d.sum_to(&b.shape()))]
+    let gshape = g.shape();
+    let fit = |d: V, v: &Var| {
+        let s = v.shape();
+        if s == gshape {
+            d
+        } else {
+            d.sum_to(&s)
+        }
+    };
+    [ga.map(|d| fit(d, av)), gb.map(|d| fit(d, bv))]
 }
 
 /// Both operands in the wider dtype (Julia's promotion), through a recorded cast.

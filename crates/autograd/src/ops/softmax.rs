@@ -1,7 +1,7 @@
 //! Softmax and log-softmax along a dimension: a max-subtracted forward in few passes, and
 //! backward rules in terms of the output, so they are differentiable again.
 
-use flux_tensor::{ReduceOp, Tensor, UnaryOp};
+use flux_tensor::{ReduceOp, UnaryOp};
 
 use crate::op::Op;
 use crate::value::Value;
@@ -19,15 +19,6 @@ pub(crate) fn logsoftmax_backward<V: Value>(y: &V, dim: usize, g: &V) -> V {
     g.sub(&y.unary(UnaryOp::Exp).mul(&s))
 }
 
-/// `log(sum(exp(x), dims))`, computed as `m + log(sum(exp(x - m)))` with `m` the maximum.
-pub(crate) fn logsumexp_tensor(x: &Tensor, dim: usize) -> Tensor {
-    let m = x.max_dims(&[dim]);
-    // an all -Inf slice has max -Inf; shift by 0 there so it stays -Inf instead of NaN
-    let m = m.map(|v| if v.is_finite() { v } else { 0.0 });
-    let s = (x - &m).exp().sum_dims(&[dim]);
-    &s.ln() + &m
-}
-
 fn check_dim(x: &Var, dim: usize, op: &str) {
     assert!(dim < x.rank().max(1), "{op}: dimension {dim} is out of range for shape {:?}", x.shape());
 }
@@ -42,10 +33,8 @@ impl Var {
     /// ```
     pub fn softmax(&self, dim: usize) -> Var {
         check_dim(self, dim, "softmax");
-        let x = self.data();
-        let dim_ = dim.min(x.rank().saturating_sub(1));
-        let y = if x.rank() == 0 { x.ones_like() } else { (&x - &logsumexp_tensor(&x, dim_)).exp() };
-        Var::from_op(y, Op::Softmax(self.clone(), dim_))
+        let dim = dim.min(self.rank().saturating_sub(1));
+        Var::from_op(self.data().softmax(dim), Op::Softmax(self.clone(), dim))
     }
 
     /// Log-softmax along `dim`, computed stably.
@@ -57,10 +46,8 @@ impl Var {
     /// ```
     pub fn logsoftmax(&self, dim: usize) -> Var {
         check_dim(self, dim, "logsoftmax");
-        let x = self.data();
-        let dim_ = dim.min(x.rank().saturating_sub(1));
-        let y = if x.rank() == 0 { x.zeros_like() } else { &x - &logsumexp_tensor(&x, dim_) };
-        Var::from_op(y, Op::LogSoftmax(self.clone(), dim_))
+        let dim = dim.min(self.rank().saturating_sub(1));
+        Var::from_op(self.data().log_softmax(dim), Op::LogSoftmax(self.clone(), dim))
     }
 
     /// `log(sum(exp(x), dims = dim))`, stable, keeping `dim` as 1.

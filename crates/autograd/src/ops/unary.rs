@@ -7,35 +7,47 @@ use crate::value::Value;
 use crate::var::Var;
 
 /// `dx` for `y = op(x)` given `g = dL/dy`; `None` where the derivative is zero everywhere.
-/// Rules reuse the output `y` where it is cheaper (exp, tanh, sigmoid, sqrt).
-pub(crate) fn backward<V: Value>(op: UnaryOp, x: &V, y: &V, g: &V) -> Option<V> {
+/// Rules reuse the output `y` where it is cheaper (exp, tanh, sigmoid, sqrt); `x` and `y` are
+/// fetched only by the rules that read them.
+pub(crate) fn backward<V: Value>(op: UnaryOp, xv: &Var, yv: &Var, g: &V) -> Option<V> {
     use UnaryOp::*;
+    let x = || V::of(xv);
+    let y = || V::of(yv);
     Some(match op {
         Neg => g.neg(),
-        Exp => g.mul(y),
-        Ln => g.div(x),
-        Log1p => g.div(&x.unary(AddScalar(1.0))),
-        Sqrt => g.div(&y.scale(2.0)),
-        Abs => g.mul_const(&x.tensor().sign()),
+        Exp => g.mul(&y()),
+        Ln => g.div(&x()),
+        Log1p => g.div(&x().unary(AddScalar(1.0))),
+        Sqrt => g.div(&y().scale(2.0)),
+        Abs => g.mul_const(&xv.data().sign()),
         Sign | Step => return None,
-        Sin => g.mul(&x.unary(Cos)),
-        Cos => g.mul(&x.unary(Sin)).neg(),
-        Tanh => g.mul(&y.mul(y).unary(RSubScalar(1.0))),
-        Sigmoid => g.mul(&y.mul(&y.unary(RSubScalar(1.0)))),
-        Relu => g.mul_const(&x.tensor().unary(Step)),
-        Softplus => g.mul(&x.unary(Sigmoid)),
-        Recip => g.mul(&y.mul(y)).neg(),
+        Sin => g.mul(&x().unary(Cos)),
+        Cos => g.mul(&x().unary(Sin)).neg(),
+        Tanh => {
+            let y = y();
+            g.mul(&y.mul(&y).unary(RSubScalar(1.0)))
+        }
+        Sigmoid => {
+            let y = y();
+            g.mul(&y.mul(&y.unary(RSubScalar(1.0))))
+        }
+        Relu => g.mul_const(&xv.data().unary(Step)),
+        Softplus => g.mul(&x().unary(Sigmoid)),
+        Recip => {
+            let y = y();
+            g.mul(&y.mul(&y)).neg()
+        }
         Powi(0) => return None,
         Powi(1) => g.clone(),
-        Powi(2) => g.mul(&x.scale(2.0)),
-        Powi(n) => g.mul(&x.unary(Powi(n - 1)).scale(n as f64)),
-        Powf(p) => g.mul(&x.unary(Powf(p - 1.0)).scale(p)),
+        Powi(2) => g.mul(&x().scale(2.0)),
+        Powi(n) => g.mul(&x().unary(Powi(n - 1)).scale(n as f64)),
+        Powf(p) => g.mul(&x().unary(Powf(p - 1.0)).scale(p)),
         AddScalar(_) => g.clone(),
         MulScalar(c) => g.scale(c),
         RSubScalar(_) => g.neg(),
-        RDivScalar(_) => g.mul(y).div(x).neg(),
-        MaxScalar(c) => g.mul_const(&x.tensor().unary(AddScalar(-c)).unary(Step)),
-        MinScalar(c) => g.mul_const(&x.tensor().unary(RSubScalar(c)).unary(Step)),
+        RDivScalar(_) => g.mul(&y()).div(&x()).neg(),
+        MaxScalar(c) => g.mul_const(&xv.data().unary(AddScalar(-c)).unary(Step)),
+        MinScalar(c) => g.mul_const(&xv.data().unary(RSubScalar(c)).unary(Step)),
     })
 }
 
