@@ -1,0 +1,329 @@
+//! The fused LSTM sequence path.
+//!
+//! One [`CustomOp`] (`LstmSeq`) runs a whole sequence: the input projection of every step in one
+//! GEMM (`Wi · [x_1 … x_T]`), then per step one GEMM (`+= Wh · h_{t-1}`) and one fused gate
+//! pass. It keeps the activated gates, `c_t`, `tanh(c_t)` and `h_t` of every step for the
+//! backward pass, and returns a one-element token. Each step's `h_t` (and the final `c_T`) is a
+//! tiny `LstmSlot` op on that token which copies the value out; its backward hands the incoming
+//! gradient to the sequence op through a side channel instead of building a dense gradient of
+//! the whole sequence, so a loss over every step costs no more than one over the last.
+//!
+//! The backward of `LstmSeq` then runs backprop through time with raw kernels: per step a fused
+//! gate-backward pass and one GEMM (`Wh' · dz_t`), then three GEMMs over all steps at once
+//! (`dWh`, `dWi`, `dx`). When an outer gradient is recording (a gradient of a gradient), the
+//! inputs or incoming gradients are tracked; the rule then recomputes the sequence with the
+//! differentiable step ([`crate::cells::lstm_step`]) and differentiates that, so higher-order
+//! gradients stay exact.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use flux_autograd::{gradients, CustomOp, Var};
+use flux_tensor::{DType, Tensor, TensorError};
+
+use crate::cells::lstm_step;
+use crate::kernels::{gates_backward, gates_forward, Kern};
+
+/// What the forward pass keeps for backward, per element type.
+struct Saved<E> {
+    /// `[in, N*T]`: the inputs side by side.
+    x: Vec<E>,
+    /// `[4H, N*T]`: activated gates `i, f, g, o` of every step.
+    gates: Vec<E>,
+    /// `[H, N*(T+1)]`: `h_0 … h_T`.
+    hs: Vec<E>,
+    /// `[H, N*(T+1)]`: `c_0 … c_T`.
+    cs: Vec<E>,
+    /// `[H, N*T]`: `tanh(c_1) … tanh(c_T)`.
+    tcs: Vec<E>,
+}
+
+enum SavedAny {
+    F32(Saved<f32>),
+    F64(Saved<f64>),
+}
+
+trait Store: Kern {
+    fn wrap(s: Saved<Self>) -> SavedAny;
+    fn get(s: &SavedAny) -> &Saved<Self>;
+}
+
+impl Store for f32 {
+    fn wrap(s: Saved<f32>) -> SavedAny {
+        SavedAny::F32(s)
+    }
+    fn get(s: &SavedAny) -> &Saved<f32> {
+        match s {
+            SavedAny::F32(s) => s,
+            _ => unreachable!("saved f64, asked f32"),
+        }
+    }
+}
+
+impl Store for f64 {
+    fn wrap(s: Saved<f64>) -> SavedAny {
+        SavedAny::F64(s)
+    }
+    fn get(s: &SavedAny) -> &Saved<f64> {
+        match s {
+            SavedAny::F64(s) => s,
+            _ => unreachable!("saved f32, asked f64"),
+        }
+    }
+}
+
+/// The whole-sequence op. Inputs: `[Wi, Wh, b, h0, c0, x_1, …, x_T]`, all of one dtype, `h0`,
+/// `c0: [H, N]`, `x_t: [in, N]`.
+struct LstmSeq {
+    steps: usize,
+    batch: usize,
+    hidden: usize,
+    input: usize,
+    /// Whether any `x_t` can need a gradient (decided at forward time).
+    need_x: bool,
+    /// Whether `h0` or `c0` can need a gradient.
+    need_h0: bool,
+    saved: Mutex<Option<SavedAny>>,
+    /// Gradients reaching `h_1 … h_T` and `c_T` in the running backward pass.
+    pending: Mutex<Vec<Option<Var>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn typed<E: Store>(t: &Tensor) -> &[E] {
+    t.as_slice::<E>().expect("fused LSTM: inputs share one dtype")
+}
+
+impl LstmSeq {
+    fn forward_typed<E: Store>(&self, xs: &[Tensor]) -> Saved<E> {
+        let (t_n, n, hs, is) = (self.steps, self.batch, self.hidden, self.input);
+        let (wi, wh, b) = (typed::<E>(&xs[0]), typed::<E>(&xs[1]), typed::<E>(&xs[2]));
+        let nt = n * t_n;
+        let mut x = Vec::with_capacity(is * nt);
+        for xt in &xs[5..] {
+            x.extend_from_slice(typed::<E>(xt));
+        }
+        let mut gates = vec![E::ZERO; 4 * hs * nt];
+        E::gemm(4 * hs, nt, is, wi, false, &x, false, &mut gates, false);
+        let hn = hs * n;
+        let mut h_all = vec![E::ZERO; hn * (t_n + 1)];
+        let mut c_all = vec![E::ZERO; hn * (t_n + 1)];
+        let mut tcs = vec![E::ZERO; hn * t_n];
+        h_all[..hn].copy_from_slice(typed::<E>(&xs[3]));
+        c_all[..hn].copy_from_slice(typed::<E>(&xs[4]));
+        for t in 0..t_n {
+            let g = &mut gates[t * 4 * hn..(t + 1) * 4 * hn];
+            let (h_prev, h_next) = h_all[t * hn..(t + 2) * hn].split_at_mut(hn);
+            E::gemm(4 * hs, n, hs, wh, false, h_prev, false, g, true);
+            let (c_prev, c_next) = c_all[t * hn..(t + 2) * hn].split_at_mut(hn);
+            gates_forward(g, b, c_prev, c_next, &mut tcs[t * hn..(t + 1) * hn], h_next, hs, n);
+        }
+        Saved { x, gates, hs: h_all, cs: c_all, tcs }
+    }
+
+    /// Backprop through time on raw tensors. `dys[t]` is the gradient reaching `h_{t+1}`
+    /// (`t < T`) or `c_T` (`t = T`).
+    fn backward_typed<E: Store>(&self, inputs: &[Var], dys: &[Option<Tensor>]) -> Vec<Option<Var>> {
+        let saved = lock(&self.saved);
+        let s = E::get(saved.as_ref().expect("fused LSTM: backward before forward"));
+        let (t_n, n, hs, is) = (self.steps, self.batch, self.hidden, self.input);
+        let (wi_t, wh_t) = (inputs[0].data(), inputs[1].data());
+        let (wi, wh) = (typed::<E>(&wi_t), typed::<E>(&wh_t));
+        let hn = hs * n;
+        let nt = n * t_n;
+        let mut dz = vec![E::ZERO; 4 * hs * nt];
+        let mut dh = vec![E::ZERO; hn];
+        let mut dc = match &dys[t_n] {
+            Some(d) => typed::<E>(d).to_vec(),
+            None => vec![E::ZERO; hn],
+        };
+        for t in (0..t_n).rev() {
+            if let Some(d) = &dys[t] {
+                for (a, &b) in dh.iter_mut().zip(typed::<E>(d)) {
+                    *a += b;
+                }
+            }
+            let dzt = &mut dz[t * 4 * hn..(t + 1) * 4 * hn];
+            gates_backward(&s.gates[t * 4 * hn..(t + 1) * 4 * hn], &s.cs[t * hn..(t + 1) * hn], &s.tcs[t * hn..(t + 1) * hn], &dh, &mut dc, dzt, hs, n);
+            if t > 0 || self.need_h0 {
+                E::gemm(hs, n, 4 * hs, wh, true, dzt, false, &mut dh, false);
+            }
+        }
+        let mut dwh = vec![E::ZERO; 4 * hs * hs];
+        E::gemm(4 * hs, hs, nt, &dz, false, &s.hs[..hn * t_n], true, &mut dwh, false);
+        let mut dwi = vec![E::ZERO; 4 * hs * is];
+        E::gemm(4 * hs, is, nt, &dz, false, &s.x, true, &mut dwi, false);
+        let mut db = vec![E::ZERO; 4 * hs];
+        for col in dz.chunks_exact(4 * hs) {
+            for (a, &b) in db.iter_mut().zip(col) {
+                *a += b;
+            }
+        }
+        let var = |v: Vec<E>, shape: &[usize]| Some(Var::constant(Tensor::from_typed(v, shape.into())));
+        let mut out = vec![var(dwi, &[4 * hs, is]), var(dwh, &[4 * hs, hs]), var(db, &[4 * hs])];
+        if self.need_h0 {
+            out.push(var(dh, &[hs, n]));
+            out.push(var(dc, &[hs, n]));
+        } else {
+            out.extend([None, None]);
+        }
+        if self.need_x {
+            let mut dx = vec![E::ZERO; is * nt];
+            E::gemm(is, nt, 4 * hs, wi, true, &dz, false, &mut dx, false);
+            out.extend(dx.chunks_exact(is * n).map(|c| var(c.to_vec(), &[is, n])));
+        } else {
+            out.extend((0..t_n).map(|_| None));
+        }
+        out
+    }
+
+    /// Recomputes the sequence with differentiable ops and differentiates it: the rule used
+    /// while an outer gradient records, so that gradients of gradients are exact.
+    fn backward_unrolled(&self, inputs: &[Var], dys: &[Option<Var>]) -> Vec<Option<Var>> {
+        let t_n = self.steps;
+        let f = |v: &[Var]| -> Var {
+            let (mut h, mut c) = (v[3].clone(), v[4].clone());
+            let mut terms = Vec::new();
+            for t in 0..t_n {
+                (h, c) = lstm_step(&v[0], &v[1], &v[2], &h, &c, &v[5 + t]);
+                if let Some(d) = &dys[t] {
+                    terms.push((&h * d).sum());
+                }
+            }
+            if let Some(d) = &dys[t_n] {
+                terms.push((&c * d).sum());
+            }
+            terms.into_iter().sum()
+        };
+        gradients(f, inputs).into_iter().map(Some).collect()
+    }
+}
+
+impl CustomOp for LstmSeq {
+    fn name(&self) -> &str {
+        "lstm_sequence"
+    }
+
+    fn forward(&self, xs: &[Tensor]) -> Result<Tensor, TensorError> {
+        let dtype = xs[0].dtype();
+        let saved = match dtype {
+            DType::F32 => f32::wrap(self.forward_typed::<f32>(xs)),
+            DType::F64 => f64::wrap(self.forward_typed::<f64>(xs)),
+        };
+        *lock(&self.saved) = Some(saved);
+        Ok(Tensor::full_of(&[1], 0.0, dtype))
+    }
+
+    fn backward(&self, inputs: &[Var], _output: &Var, _g: &Var) -> Vec<Option<Var>> {
+        let dys = std::mem::replace(&mut *lock(&self.pending), vec![None; self.steps + 1]);
+        if dys.iter().all(Option::is_none) {
+            return vec![None; inputs.len()];
+        }
+        let nested = inputs.iter().any(Var::is_tracked) || dys.iter().flatten().any(Var::is_tracked);
+        if nested {
+            return self.backward_unrolled(inputs, &dys);
+        }
+        let dtype = inputs[0].dtype();
+        let raw: Vec<Option<Tensor>> = dys.iter().map(|d| d.as_ref().map(|d| d.data().to_dtype(dtype))).collect();
+        match dtype {
+            DType::F32 => self.backward_typed::<f32>(inputs, &raw),
+            DType::F64 => self.backward_typed::<f64>(inputs, &raw),
+        }
+    }
+}
+
+/// One output of the sequence: `h_{slot+1}`, or `c_T` for `slot = T`.
+struct LstmSlot {
+    seq: Arc<LstmSeq>,
+    slot: usize,
+}
+
+impl LstmSlot {
+    fn value<E: Store>(&self) -> Tensor {
+        let saved = lock(&self.seq.saved);
+        let s = E::get(saved.as_ref().expect("fused LSTM: slot before forward"));
+        let hn = self.seq.hidden * self.seq.batch;
+        let (src, at) = if self.slot < self.seq.steps { (&s.hs, self.slot + 1) } else { (&s.cs, self.seq.steps) };
+        Tensor::from_typed(src[at * hn..(at + 1) * hn].to_vec(), [self.seq.hidden, self.seq.batch][..].into())
+    }
+}
+
+impl CustomOp for LstmSlot {
+    fn name(&self) -> &str {
+        "lstm_sequence_output"
+    }
+
+    fn forward(&self, xs: &[Tensor]) -> Result<Tensor, TensorError> {
+        Ok(match xs[0].dtype() {
+            DType::F32 => self.value::<f32>(),
+            DType::F64 => self.value::<f64>(),
+        })
+    }
+
+    fn backward(&self, inputs: &[Var], _output: &Var, g: &Var) -> Vec<Option<Var>> {
+        let mut pending = lock(&self.seq.pending);
+        let slot = &mut pending[self.slot];
+        *slot = Some(match slot.take() {
+            Some(prev) => prev + g,
+            None => g.clone(),
+        });
+        // the token's gradient is a placeholder: the real one travels through `pending`
+        vec![Some(Var::constant(inputs[0].data().zeros_like()))]
+    }
+}
+
+/// Runs an LSTM over `xs` from `(h0, c0)` with the fused kernels. `None` when the shapes do not
+/// fit the fused path (inputs of rank > 2, steps of different shapes, a state that does not
+/// match the batch): the caller then steps one at a time.
+pub(crate) fn lstm_seq(wi: &Var, wh: &Var, b: &Var, h0: &Var, c0: &Var, xs: &[Var]) -> Option<((Var, Var), Vec<Var>)> {
+    let x0 = xs.first()?.shape();
+    if x0.rank() == 0 || x0.rank() > 2 || xs.iter().any(|x| x.shape() != x0) {
+        return None;
+    }
+    let (hidden, input) = (wh.shape()[1], wi.shape()[1]);
+    if x0[0] != input {
+        return None;
+    }
+    let unbatched = x0.rank() == 1;
+    let batch = if unbatched { 1 } else { x0[1] };
+    let fit = |s: &Var| -> Option<Var> {
+        let sh = s.shape();
+        match sh.rank() {
+            1 if sh[0] == hidden && batch == 1 => Some(s.reshape(&[hidden, 1])),
+            1 if sh[0] == hidden => Some(s.reshape(&[hidden, 1]).broadcast_to(&[hidden, batch])),
+            2 if sh[0] == hidden && sh[1] == batch => Some(s.clone()),
+            _ => None,
+        }
+    };
+    let (h0, c0) = (fit(h0)?, fit(c0)?);
+    let mut all = vec![wi.clone(), wh.clone(), b.clone(), h0, c0];
+    all.extend(xs.iter().map(|x| if unbatched { x.reshape(&[input, 1]) } else { x.clone() }));
+    let dtype = all.iter().map(Var::dtype).fold(DType::F32, DType::promote);
+    let all: Vec<Var> = all.iter().map(|v| v.to_dtype(dtype)).collect();
+    let op = Arc::new(LstmSeq {
+        steps: xs.len(),
+        batch,
+        hidden,
+        input,
+        need_x: all[5..].iter().any(Var::is_tracked),
+        need_h0: all[3].is_tracked() || all[4].is_tracked(),
+        saved: Mutex::new(None),
+        pending: Mutex::new(vec![None; xs.len() + 1]),
+    });
+    let token = Var::custom(op.clone(), &all).ok()?;
+    let outs: Vec<Var> = (0..=xs.len())
+        .map(|slot| {
+            let v = Var::custom(Arc::new(LstmSlot { seq: op.clone(), slot }), std::slice::from_ref(&token)).expect("slot of a fused LSTM");
+            if unbatched {
+                v.reshape(&[hidden])
+            } else {
+                v
+            }
+        })
+        .collect();
+    let mut outs = outs;
+    let c = outs.pop().expect("final cell state");
+    let h = outs.last().expect("one step at least").clone();
+    Some(((h, c), outs))
+}
