@@ -82,6 +82,11 @@ pub trait Value: Clone + Send + Sync + 'static {
     fn scale(&self, c: f64) -> Self {
         self.unary(UnaryOp::MulScalar(c))
     }
+    /// A one-pass `g .* f'(x)` where the representation has one (raw tensors do, for relu,
+    /// tanh, sigmoid and exp); `None` makes the rule use its composed form.
+    fn fused_unary_grad(_op: UnaryOp, _x: &Var, _y: &Var, _g: &Self) -> Option<Self> {
+        None
+    }
     /// `self .* mask` for a constant mask (a derivative of a piecewise function).
     fn mul_const(&self, mask: &Tensor) -> Self {
         self.mul(&Self::constant(mask.clone()))
@@ -91,6 +96,13 @@ pub trait Value: Clone + Send + Sync + 'static {
 impl Value for Tensor {
     fn of(v: &Var) -> Tensor {
         v.data()
+    }
+    fn fused_unary_grad(op: UnaryOp, x: &Var, y: &Var, g: &Tensor) -> Option<Tensor> {
+        match op {
+            UnaryOp::Relu => Tensor::unary_grad(op, &x.data(), g, g),
+            UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Exp => Tensor::unary_grad(op, g, &y.data(), g),
+            _ => None,
+        }
     }
     fn constant(t: Tensor) -> Tensor {
         t

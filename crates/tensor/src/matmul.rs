@@ -270,11 +270,24 @@ impl Tensor {
         let shape = Shape::new(&[m, n]);
         Ok(crate::dispatch!(a, |av: T| {
             let bv = b.as_slice::<T>().expect("promoted");
-            let mut c = vec![<T as Element>::ZERO; m * n];
+            let mut c = output::<T>(m * n, k);
             T::gemm(m, n, k, av, ta, bv, tb, &mut c, false);
             Tensor::from_typed(c, shape)
         }))
     }
+}
+
+/// The output buffer of a product. With `k > 0` the GEMM overwrites every element without
+/// reading it, so the buffer is not zeroed first (a full pass saved on large outputs).
+fn output<T: Element>(len: usize, k: usize) -> Vec<T> {
+    if k == 0 {
+        return vec![T::ZERO; len];
+    }
+    let mut c = Vec::with_capacity(len);
+    // SAFETY: f32/f64 have no invalid bit patterns and no destructors, and the GEMM
+    // (read_dst = false, k > 0) writes all `len` elements before anything reads them.
+    unsafe { c.set_len(len) };
+    c
 }
 
 fn mismatch(a: &Tensor, b: &Tensor, k1: usize, k2: usize) -> TensorError {

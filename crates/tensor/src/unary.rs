@@ -236,6 +236,46 @@ impl Tensor {
     }
 }
 
+/// One-pass gradient kernels `dx = g .* f'(x)` for the functions whose derivative is cheap
+/// in terms of `x` or `y = f(x)`: saves the temporaries of the composed form.
+fn grad_typed<T: Element>(op: UnaryOp, x: &[T], y: &[T], g: &[T]) -> Option<Vec<T>> {
+    let one = T::ONE;
+    Some(match op {
+        UnaryOp::Relu => x.iter().zip(g).map(|(&x, &g)| if x > T::ZERO { g } else { T::ZERO }).collect(),
+        UnaryOp::Tanh => y.iter().zip(g).map(|(&y, &g)| g * (one - y * y)).collect(),
+        UnaryOp::Sigmoid => y.iter().zip(g).map(|(&y, &g)| g * y * (one - y)).collect(),
+        UnaryOp::Exp => y.iter().zip(g).map(|(&y, &g)| g * y).collect(),
+        _ => return None,
+    })
+}
+
+impl Tensor {
+    /// `g .* f'(x)` in one pass for `Relu`, `Tanh`, `Sigmoid` and `Exp` (given `x` and
+    /// `y = f(x)`, all of one shape and dtype); `None` for other functions or mixed inputs.
+    ///
+    /// ```
+    /// use flux_tensor::{Tensor, UnaryOp};
+    /// let x = Tensor::from_vec(vec![-1.0, 2.0], &[2]);
+    /// let g = Tensor::ones(&[2]);
+    /// let d = Tensor::unary_grad(UnaryOp::Relu, &x, &x.relu(), &g).unwrap();
+    /// assert_eq!(d.to_vec(), vec![0.0, 1.0]);
+    /// ```
+    pub fn unary_grad(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Option<Tensor> {
+        if x.shape() != g.shape() || y.shape() != g.shape() {
+            return None;
+        }
+        match (x.storage(), y.storage(), g.storage()) {
+            (crate::Storage::F32(x), crate::Storage::F32(y), crate::Storage::F32(gv)) => {
+                grad_typed(op, x, y, gv).map(|v| Tensor::from_typed(v, g.shape().clone()))
+            }
+            (crate::Storage::F64(x), crate::Storage::F64(y), crate::Storage::F64(gv)) => {
+                grad_typed(op, x, y, gv).map(|v| Tensor::from_typed(v, g.shape().clone()))
+            }
+            _ => None,
+        }
+    }
+}
+
 macro_rules! unary_methods {
     ($($(#[$doc:meta])* $name:ident => $op:expr;)*) => {
         impl Tensor {

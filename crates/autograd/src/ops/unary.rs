@@ -11,6 +11,9 @@ use crate::var::Var;
 /// fetched only by the rules that read them.
 pub(crate) fn backward<V: Value>(op: UnaryOp, xv: &Var, yv: &Var, g: &V) -> Option<V> {
     use UnaryOp::*;
+    if let Some(d) = V::fused_unary_grad(op, xv, yv, g) {
+        return Some(d);
+    }
     let x = || V::of(xv);
     let y = || V::of(yv);
     Some(match op {
