@@ -58,7 +58,14 @@ pub fn gradient(f: impl Fn(&Var) -> Var, x: &Var) -> Var {
 /// assert_eq!(format!("{g}"), "14.0 (tracked)");
 /// ```
 pub fn gradient_nested(f: impl Fn(&Var) -> Var, x: &Var) -> Var {
-    gradients_impl(|xs| f(&xs[0]), std::slice::from_ref(x), true, "gradient").remove(0)
+    let g = gradients_impl(|xs| f(&xs[0]), std::slice::from_ref(x), true, "gradient").remove(0);
+    // A derivative that no longer depends on anything (6.0 for a quadratic) is still a tracked
+    // value, as Tracker's: a leaf with no history, whose own derivative is zero.
+    if g.is_tracked() {
+        g
+    } else {
+        Var::new_leaf(g.data())
+    }
 }
 
 /// Gradients with respect to several explicit arguments (Tracker's `gradient(f, xs...)`).

@@ -181,12 +181,12 @@ fn main() {
     let total: Var = params(&m6).iter().map(norm).sum();
     println!("{total}");
 
-    cell("-", "m7 = Chain(Dense(28^2, 128, relu), Dense(128, 32, relu), Dense(32, 10), softmax); loss(rand(28^2), rand(10))");
+    cell(" ", "m7 = Chain(Dense(28^2, 128, relu), Dense(128, 32, relu), Dense(32, 10), softmax); loss(rand(28^2), rand(10))");
     let m7 = chain![Dense::new(28 * 28, 128, relu), Dense::new(128, 32, relu), Dense::new(32, 10, identity), softmax];
     let loss7 = |x: &Var, y: &Var| crossentropy(&m7.forward(x), y) + params(&m7).iter().map(norm).sum::<Var>();
     println!("{}", loss7(&Var::from(Tensor::rand(&[28 * 28])), &Var::from(Tensor::rand(&[10]))));
 
-    cell("-", "c = Chain(Dense(10, 5, σ), Dense(5, 2), softmax); c_reg = activations(c, rand(10))");
+    cell(" ", "c = Chain(Dense(10, 5, σ), Dense(5, 2), softmax); c_reg = activations(c, rand(10))");
     let c = chain![Dense::new(10, 5, sigmoid), Dense::new(5, 2, identity), softmax];
     println!("{c}");
     show_list(&activations(&c, &Var::from(Tensor::rand(&[10]).to_f32())));
