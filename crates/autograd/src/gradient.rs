@@ -26,7 +26,12 @@ fn gradients_impl(f: impl Fn(&[Var]) -> Var, xs: &[Var], create_graph: bool, op:
     // call still sees through to it; otherwise a fresh leaf holds the point.
     let leaves: Vec<Var> = xs.iter().map(|x| if create_graph && x.is_tracked() { x.identity() } else { Var::new_leaf(x.data()) }).collect();
     let _depth = tape::Depth::enter();
-    let y = f(&leaves);
+    // the function is recorded even inside `no_grad` (or a custom op's backward): a gradient
+    // call is an explicit request to differentiate
+    let y = {
+        let _rec = tape::Resume::new();
+        f(&leaves)
+    };
     check_scalar(op, &y);
     let mut grads = backward(&y, &leaves, create_graph);
     leaves.iter().map(|l| grads.remove(&l.id()).unwrap_or_else(|| Var::constant(l.data().zeros_like()))).collect()
@@ -94,7 +99,10 @@ pub fn gradients(f: impl Fn(&[Var]) -> Var, xs: &[Var]) -> Vec<Var> {
 pub fn gradient_params(mut f: impl FnMut() -> Var, ps: &Params) -> Grads {
     let create_graph = tape::depth() > 0;
     let _depth = tape::Depth::enter();
-    let y = f();
+    let y = {
+        let _rec = tape::Resume::new();
+        f()
+    };
     check_scalar("gradient_params", &y);
     let mut grads = backward(&y, &ps.list, create_graph);
     let map = ps.list.iter().map(|p| (p.id(), grads.remove(&p.id()).unwrap_or_else(|| Var::constant(p.data().zeros_like())))).collect();

@@ -25,6 +25,8 @@ pub(crate) enum Op {
     BroadcastTo(Var),
     /// `op(a) · op(b)` for matrices (`ops/matmul.rs`).
     MatmulT(Var, Var, bool, bool),
+    /// `w · x .+ b`, a Dense layer's pre-activation in one pass (`ops/matmul.rs`).
+    Affine(Var, Var, Var),
     /// Batched `op(a_i) · op(b_i)` (`ops/matmul.rs`).
     BmmT(Var, Var, bool, bool),
     /// Same elements, new shape (`ops/shape.rs`).
@@ -60,6 +62,7 @@ impl Op {
             Op::SumTo(_) => "sum_to",
             Op::BroadcastTo(_) => "broadcast_to",
             Op::MatmulT(..) => "matmul",
+            Op::Affine(..) => "affine",
             Op::BmmT(..) => "batched_matmul",
             Op::Reshape(_) => "reshape",
             Op::Permute(..) => "permute",
@@ -93,6 +96,11 @@ impl Op {
                 f(a);
                 f(b)
             }
+            Op::Affine(w, x, b) => {
+                f(w);
+                f(x);
+                f(b)
+            }
             Op::Concat(xs, _) | Op::Custom(_, xs) => xs.iter().for_each(f),
         }
     }
@@ -123,6 +131,11 @@ impl Op {
                 f(a);
                 f(b)
             }
+            Op::Affine(w, x, b) => {
+                f(w);
+                f(x);
+                f(b)
+            }
             Op::Concat(xs, _) | Op::Custom(_, xs) => xs.into_iter().for_each(f),
         }
     }
@@ -139,6 +152,7 @@ impl Op {
             Op::SumTo(x) => grads.push(Some(g.broadcast_to(&x.shape()))),
             Op::BroadcastTo(x) => grads.push(Some(g.sum_to(&x.shape()))),
             Op::MatmulT(a, b, ta, tb) => grads.extend(matmul::matmul_backward(&V::of(a), &V::of(b), *ta, *tb, g, needs)),
+            Op::Affine(w, x, b) => grads.extend(matmul::affine_backward(&V::of(w), &V::of(x), &b.shape(), g, needs)),
             Op::BmmT(a, b, ta, tb) => grads.extend(matmul::bmm_backward(&V::of(a), &V::of(b), *ta, *tb, g, needs)),
             Op::Reshape(x) => grads.push(Some(g.reshape(&x.shape()))),
             Op::Permute(_, perm) => grads.push(Some(shape::permute_backward(perm, g))),

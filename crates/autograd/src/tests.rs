@@ -167,3 +167,12 @@ fn graph_is_freed_after_use() {
     };
     assert!(weak.upgrade().is_none());
 }
+
+#[test]
+fn gradient_inside_no_grad_still_differentiates() {
+    let g = no_grad(|| gradient(|x: &Var| x.powi(3), &Var::scalar(2.0)));
+    assert_eq!(g.item(), 12.0);
+    let w = param(3.0);
+    let gs = no_grad(|| gradient_params(|| &w * &w, &params![&w]));
+    assert_eq!(gs[&w].item(), 6.0);
+}

@@ -163,7 +163,8 @@ impl Layer for Dense {
                 expected: format!("[{n_in}] or [{n_in}, N] (weight is {:?})", self.weight.shape()),
             });
         }
-        Ok(self.act.apply(&(self.weight.matmul(x) + &self.bias)))
+        // the bias is added inside the product (one pass over the output), then the activation
+        Ok(self.act.apply(&Var::affine(&self.weight, x, &self.bias)?))
     }
 
     fn visit(&self, w: &mut Walker<'_>) {

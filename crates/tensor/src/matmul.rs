@@ -432,3 +432,53 @@ impl Tensor {
         }))
     }
 }
+
+impl Tensor {
+    /// `w · x .+ b` for a weight `[m, k]`, input `[k, n]` and bias `[m]`, in one pass over the
+    /// output: the bias is written first and the GEMM accumulates onto it (a Dense layer's
+    /// pre-activation without a separate broadcast add).
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// let w = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], &[2, 2]);
+    /// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]);
+    /// let b = Tensor::from_vec(vec![10.0, 20.0], &[2]);
+    /// assert_eq!(Tensor::affine(&w, &x, &b).to_vec(), vec![11.0, 22.0, 13.0, 24.0]);
+    /// ```
+    pub fn affine(w: &Tensor, x: &Tensor, b: &Tensor) -> Tensor {
+        Tensor::try_affine(w, x, b).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Fallible [`Tensor::affine`].
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// assert!(Tensor::try_affine(&Tensor::zeros(&[2, 3]), &Tensor::zeros(&[3, 4]), &Tensor::zeros(&[3])).is_err());
+    /// ```
+    pub fn try_affine(w: &Tensor, x: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let dtype = w.dtype().promote(x.dtype()).promote(b.dtype());
+        let (w, x, b) = (w.to_dtype(dtype), x.to_dtype(dtype), b.to_dtype(dtype));
+        if w.rank() != 2 || x.rank() != 2 || w.shape()[1] != x.shape()[0] {
+            return Err(mismatch(&w, &x, w.shape().get(1).copied().unwrap_or(0), x.shape().first().copied().unwrap_or(0)));
+        }
+        let (m, k, n) = (w.shape()[0], w.shape()[1], x.shape()[1]);
+        if b.shape() != &[m] {
+            return Err(TensorError::ShapeMismatch {
+                op: "affine",
+                lhs: w.shape().to_vec(),
+                rhs: b.shape().to_vec(),
+                reason: format!("the bias must be [{m}]"),
+            });
+        }
+        let shape = Shape::new(&[m, n]);
+        Ok(crate::dispatch!(w, |wv: T| {
+            let (xv, bv) = (x.as_slice::<T>().expect("promoted"), b.as_slice::<T>().expect("promoted"));
+            let mut c: Vec<T> = Vec::with_capacity(m * n);
+            for _ in 0..n {
+                c.extend_from_slice(bv);
+            }
+            T::gemm(m, n, k, wv, false, xv, false, &mut c, true);
+            Tensor::from_typed(c, shape)
+        }))
+    }
+}

@@ -85,6 +85,13 @@ pub fn cases() -> Vec<Case> {
     for (ta, tb) in [(true, false), (false, true), (true, true)] {
         v.push(Case::new("matmul", format!("transposed {ta} {tb}"), vec![randn(&[3, 3]), randn(&[3, 3])], move |x| x[0].matmul_t(&x[1], ta, tb).sin()));
     }
+    v.push(Case::new("affine", "[3, 4]·[4, 2] .+ [3]", vec![randn(&[3, 4]), randn(&[4, 2]), randn(&[3])], |x| {
+        Var::affine(&x[0], &x[1], &x[2]).unwrap().tanh()
+    }));
+    v.push(Case::new("affine", "[3, 4]·[4] .+ [3]", vec![randn(&[3, 4]), randn(&[4]), randn(&[3])], |x| Var::affine(&x[0], &x[1], &x[2]).unwrap().sin()));
+    v.push(Case::new("affine", "[3, 4]·[4, 2, 2] .+ [3]", vec![randn(&[3, 4]), randn(&[4, 2, 2]), randn(&[3])], |x| {
+        Var::affine(&x[0], &x[1], &x[2]).unwrap().tanh()
+    }));
     v.push(Case::new("batched_matmul", "[2, 3, 2]·[3, 2, 2]", vec![randn(&[2, 3, 2]), randn(&[3, 2, 2])], |x| x[0].matmul(&x[1]).tanh()));
     v.push(Case::new("batched_matmul", "transposed", vec![randn(&[3, 2, 2]), randn(&[2, 3, 2])], |x| x[0].bmm_t(&x[1], true, true).tanh()));
 

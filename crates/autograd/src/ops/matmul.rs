@@ -2,7 +2,7 @@
 //! a batch of any rank, and batched 3-d products), reduced to two primitives with transposes
 //! carried as flags, so no backward rule ever copies a transposed matrix.
 
-use flux_tensor::TensorError;
+use flux_tensor::{Tensor, TensorError};
 
 use crate::op::Op;
 use crate::value::Value;
@@ -14,6 +14,11 @@ pub(crate) fn matmul_backward<V: Value>(a: &V, b: &V, ta: bool, tb: bool, g: &V,
     let da = needs[0].then(|| if ta { b.matmul_t(g, tb, true) } else { g.matmul_t(b, false, !tb) });
     let db = needs[1].then(|| if tb { g.matmul_t(a, true, ta) } else { a.matmul_t(g, !ta, false) });
     [da, db]
+}
+
+/// Gradients of `y = w·x .+ b`: `dw = g·xᵀ`, `dx = wᵀ·g`, `db = sum(g, dims = 2)`.
+pub(crate) fn affine_backward<V: Value>(w: &V, x: &V, bshape: &[usize], g: &V, needs: &[bool]) -> [Option<V>; 3] {
+    [needs[0].then(|| g.matmul_t(x, false, true)), needs[1].then(|| w.matmul_t(g, true, false)), needs[2].then(|| g.sum_to(bshape))]
 }
 
 /// The same rule for batched products, slice by slice.
@@ -89,6 +94,46 @@ impl Var {
         let (a, b) = crate::ops::arith::promote(self, other);
         let value = a.data().try_matmul_t(&b.data(), ta, tb)?;
         Ok(Var::from_op(value, Op::MatmulT(a, b, ta, tb)))
+    }
+
+    /// `w·x .+ b` (a Dense layer's pre-activation) with the bias added inside the product:
+    /// `w: [m, k]`, `x: [k]` or `[k, n...]`, `b: [m]`. The error names the shapes.
+    ///
+    /// ```
+    /// use flux_autograd::{param, Var};
+    /// use flux_tensor::Tensor;
+    /// let w = param(Tensor::ones(&[2, 3]));
+    /// let b = param(Tensor::ones(&[2]));
+    /// let y = Var::affine(&w, &Var::from(Tensor::ones(&[3, 4])), &b).unwrap();
+    /// assert_eq!(y.shape(), &[2, 4]);
+    /// assert_eq!(y.to_vec(), vec![4.0; 8]);
+    /// ```
+    pub fn affine(w: &Var, x: &Var, b: &Var) -> Result<Var, TensorError> {
+        let xs = x.shape();
+        if xs.rank() == 0 {
+            return Err(TensorError::ShapeMismatch {
+                op: "affine",
+                lhs: w.shape().to_vec(),
+                rhs: xs.to_vec(),
+                reason: "the input must have a feature dimension".into(),
+            });
+        }
+        let cols: usize = xs[1..].iter().product();
+        let flat = if xs.rank() == 2 { x.clone() } else { x.reshape(&[xs[0], cols]) };
+        let dtype = w.dtype().promote(x.dtype()).promote(b.dtype());
+        let (w, flat, b) = (w.to_dtype(dtype), flat.to_dtype(dtype), b.to_dtype(dtype));
+        let value = Tensor::try_affine(&w.data(), &flat.data(), &b.data()).map_err(|e| match e {
+            TensorError::ShapeMismatch { reason, .. } => TensorError::ShapeMismatch { op: "affine", lhs: w.shape().to_vec(), rhs: xs.to_vec(), reason },
+            other => other,
+        })?;
+        let m = w.shape()[0];
+        let y = Var::from_op(value, Op::Affine(w, flat, b));
+        if xs.rank() == 2 {
+            return Ok(y);
+        }
+        let mut out = vec![m];
+        out.extend_from_slice(&xs[1..]);
+        Ok(y.reshape(&out))
     }
 
     /// Batched `op(a_i)·op(b_i)` over the last dimension of rank-3 values.
