@@ -21,19 +21,21 @@ use flux_autograd::{gradients, CustomOp, Var};
 use flux_tensor::{DType, Tensor, TensorError};
 
 use crate::cells::lstm_step;
-use crate::kernels::{gates_backward, gates_forward, Kern};
+use crate::kernels::{gates_backward, gates_forward, transpose, Kern, StepForward};
 
-/// What the forward pass keeps for backward, per element type.
+/// What the forward pass keeps for backward, per element type. "Batch-major" matrices are
+/// stored transposed (`[N, k]`, batch index fastest): the per-step GEMMs are faster in that
+/// orientation for small batches and the gate passes vectorise over the batch.
 struct Saved<E> {
-    /// `[in, N*T]`: the inputs side by side.
+    /// `[in, N*T]`: the inputs side by side (as given).
     x: Vec<E>,
-    /// `[4H, N*T]`: activated gates `i, f, g, o` of every step.
+    /// `[N, 4H, T]`: activated gates `i, f, g, o` of every step, batch-major.
     gates: Vec<E>,
-    /// `[H, N*(T+1)]`: `h_0 … h_T`.
+    /// `[H, N, T+1]`: `h_0 … h_T` (as returned).
     hs: Vec<E>,
-    /// `[H, N*(T+1)]`: `c_0 … c_T`.
+    /// `[N, H, T+1]`: `c_0 … c_T`, batch-major.
     cs: Vec<E>,
-    /// `[H, N*T]`: `tanh(c_1) … tanh(c_T)`.
+    /// `[N, H, T]`: `tanh(c_1) … tanh(c_T)`, batch-major.
     tcs: Vec<E>,
 }
 
@@ -99,78 +101,103 @@ impl LstmSeq {
     fn forward_typed<E: Store>(&self, xs: &[Tensor]) -> Saved<E> {
         let (t_n, n, hs, is) = (self.steps, self.batch, self.hidden, self.input);
         let (wi, wh, b) = (typed::<E>(&xs[0]), typed::<E>(&xs[1]), typed::<E>(&xs[2]));
-        let nt = n * t_n;
+        let (nt, hn) = (n * t_n, hs * n);
         let mut x = Vec::with_capacity(is * nt);
         for xt in &xs[5..] {
             x.extend_from_slice(typed::<E>(xt));
         }
-        let mut gates = vec![E::ZERO; 4 * hs * nt];
-        E::gemm(4 * hs, nt, is, wi, false, &x, false, &mut gates, false);
-        let hn = hs * n;
+        // the input projection of every step at once: [N*T, 4H] = Xᵀ · Wiᵀ
+        let mut scratch = vec![E::ZERO; (is * nt).max(4 * hs * is)];
+        let mut wi_t = vec![E::ZERO; 4 * hs * is];
+        transpose(wi, 4 * hs, is, &mut wi_t);
+        transpose(&x, is, nt, &mut scratch);
+        let mut gx = vec![E::ZERO; nt * 4 * hs];
+        E::gemm(nt, 4 * hs, is, &scratch[..is * nt], false, &wi_t, false, &mut gx, false);
+        let mut wh_t = vec![E::ZERO; 4 * hs * hs];
+        transpose(wh, 4 * hs, hs, &mut wh_t);
+        let mut gates = vec![E::ZERO; 4 * hn * t_n];
         let mut h_all = vec![E::ZERO; hn * (t_n + 1)];
         let mut c_all = vec![E::ZERO; hn * (t_n + 1)];
         let mut tcs = vec![E::ZERO; hn * t_n];
         h_all[..hn].copy_from_slice(typed::<E>(&xs[3]));
-        c_all[..hn].copy_from_slice(typed::<E>(&xs[4]));
+        transpose(typed::<E>(&xs[4]), hs, n, &mut c_all[..hn]);
+        let mut h_prev = vec![E::ZERO; hn];
+        let mut h_next = vec![E::ZERO; hn];
+        transpose(typed::<E>(&xs[3]), hs, n, &mut h_prev);
         for t in 0..t_n {
             let g = &mut gates[t * 4 * hn..(t + 1) * 4 * hn];
-            let (h_prev, h_next) = h_all[t * hn..(t + 2) * hn].split_at_mut(hn);
-            E::gemm(4 * hs, n, hs, wh, false, h_prev, false, g, true);
+            // [N, 4H] = h_{t-1}ᵀ · Whᵀ
+            E::gemm(n, 4 * hs, hs, &h_prev, false, &wh_t, false, g, false);
             let (c_prev, c_next) = c_all[t * hn..(t + 2) * hn].split_at_mut(hn);
-            gates_forward(g, b, c_prev, c_next, &mut tcs[t * hn..(t + 1) * hn], h_next, hs, n);
+            let step = StepForward { g, gx: &gx, gx_off: n * t, gx_ld: nt, b, c_prev, c: c_next, tc: &mut tcs[t * hn..(t + 1) * hn], h: &mut h_next };
+            gates_forward(step, hs, n);
+            transpose(&h_next, n, hs, &mut h_all[(t + 1) * hn..(t + 2) * hn]);
+            std::mem::swap(&mut h_prev, &mut h_next);
         }
         Saved { x, gates, hs: h_all, cs: c_all, tcs }
     }
 
     /// Backprop through time on raw tensors. `dys[t]` is the gradient reaching `h_{t+1}`
-    /// (`t < T`) or `c_T` (`t = T`).
+    /// (`t < T`) or `c_T` (`t = T`), each `[H, N]`.
     fn backward_typed<E: Store>(&self, inputs: &[Var], dys: &[Option<Tensor>]) -> Vec<Option<Var>> {
         let saved = lock(&self.saved);
         let s = E::get(saved.as_ref().expect("fused LSTM: backward before forward"));
         let (t_n, n, hs, is) = (self.steps, self.batch, self.hidden, self.input);
         let (wi_t, wh_t) = (inputs[0].data(), inputs[1].data());
         let (wi, wh) = (typed::<E>(&wi_t), typed::<E>(&wh_t));
-        let hn = hs * n;
-        let nt = n * t_n;
-        let mut dz = vec![E::ZERO; 4 * hs * nt];
+        let (hn, nt) = (hs * n, n * t_n);
+        // dz of every step, [N*T, 4H] (step t in rows N*t..N*(t+1)), and of this step, [N, 4H]
+        let mut dz = vec![E::ZERO; nt * 4 * hs];
+        let mut dz_t = vec![E::ZERO; 4 * hn];
         let mut dh = vec![E::ZERO; hn];
-        let mut dc = match &dys[t_n] {
-            Some(d) => typed::<E>(d).to_vec(),
-            None => vec![E::ZERO; hn],
-        };
+        let mut dc = vec![E::ZERO; hn];
+        if let Some(d) = &dys[t_n] {
+            transpose(typed::<E>(d), hs, n, &mut dc);
+        }
         for t in (0..t_n).rev() {
             if let Some(d) = &dys[t] {
-                for (a, &b) in dh.iter_mut().zip(typed::<E>(d)) {
-                    *a += b;
+                let d = typed::<E>(d);
+                for j in 0..hs {
+                    for k in 0..n {
+                        dh[k + n * j] += d[j + hs * k];
+                    }
                 }
             }
-            let dzt = &mut dz[t * 4 * hn..(t + 1) * 4 * hn];
-            gates_backward(&s.gates[t * 4 * hn..(t + 1) * 4 * hn], &s.cs[t * hn..(t + 1) * hn], &s.tcs[t * hn..(t + 1) * hn], &dh, &mut dc, dzt, hs, n);
-            if t > 0 || self.need_h0 {
-                E::gemm(hs, n, 4 * hs, wh, true, dzt, false, &mut dh, false);
+            gates_backward(&s.gates[t * 4 * hn..(t + 1) * 4 * hn], &s.cs[t * hn..(t + 1) * hn], &s.tcs[t * hn..(t + 1) * hn], &dh, &mut dc, &mut dz_t, hs, n);
+            for r in 0..4 * hs {
+                dz[n * t + nt * r..][..n].copy_from_slice(&dz_t[n * r..][..n]);
             }
-        }
-        let mut dwh = vec![E::ZERO; 4 * hs * hs];
-        E::gemm(4 * hs, hs, nt, &dz, false, &s.hs[..hn * t_n], true, &mut dwh, false);
-        let mut dwi = vec![E::ZERO; 4 * hs * is];
-        E::gemm(4 * hs, is, nt, &dz, false, &s.x, true, &mut dwi, false);
-        let mut db = vec![E::ZERO; 4 * hs];
-        for col in dz.chunks_exact(4 * hs) {
-            for (a, &b) in db.iter_mut().zip(col) {
-                *a += b;
+            if t > 0 || self.need_h0 {
+                // [N, H] = dz_t · Wh
+                E::gemm(n, hs, 4 * hs, &dz_t, false, wh, false, &mut dh, false);
             }
         }
         let var = |v: Vec<E>, shape: &[usize]| Some(Var::constant(Tensor::from_typed(v, shape.into())));
+        // dWhᵀ [H, 4H] = [h_0 … h_{T-1}] · dz, then transposed
+        let mut tmp = vec![E::ZERO; 4 * hs * hs.max(is)];
+        E::gemm(hs, 4 * hs, nt, &s.hs[..hn * t_n], false, &dz, false, &mut tmp[..4 * hs * hs], false);
+        let mut dwh = vec![E::ZERO; 4 * hs * hs];
+        transpose(&tmp[..4 * hs * hs], hs, 4 * hs, &mut dwh);
+        E::gemm(is, 4 * hs, nt, &s.x, false, &dz, false, &mut tmp[..4 * hs * is], false);
+        let mut dwi = vec![E::ZERO; 4 * hs * is];
+        transpose(&tmp[..4 * hs * is], is, 4 * hs, &mut dwi);
+        let db: Vec<E> = dz.chunks_exact(nt).map(|col| col.iter().fold(E::ZERO, |a, &b| a + b)).collect();
         let mut out = vec![var(dwi, &[4 * hs, is]), var(dwh, &[4 * hs, hs]), var(db, &[4 * hs])];
         if self.need_h0 {
-            out.push(var(dh, &[hs, n]));
-            out.push(var(dc, &[hs, n]));
+            let (mut dh0, mut dc0) = (vec![E::ZERO; hn], vec![E::ZERO; hn]);
+            transpose(&dh, n, hs, &mut dh0);
+            transpose(&dc, n, hs, &mut dc0);
+            out.push(var(dh0, &[hs, n]));
+            out.push(var(dc0, &[hs, n]));
         } else {
             out.extend([None, None]);
         }
         if self.need_x {
+            // dXᵀ [N*T, in] = dz · Wi
+            let mut dxt = vec![E::ZERO; nt * is];
+            E::gemm(nt, is, 4 * hs, &dz, false, wi, false, &mut dxt, false);
             let mut dx = vec![E::ZERO; is * nt];
-            E::gemm(is, nt, 4 * hs, wi, true, &dz, false, &mut dx, false);
+            transpose(&dxt, nt, is, &mut dx);
             out.extend(dx.chunks_exact(is * n).map(|c| var(c.to_vec(), &[is, n])));
         } else {
             out.extend((0..t_n).map(|_| None));
@@ -244,8 +271,15 @@ impl LstmSlot {
         let saved = lock(&self.seq.saved);
         let s = E::get(saved.as_ref().expect("fused LSTM: slot before forward"));
         let hn = self.seq.hidden * self.seq.batch;
-        let (src, at) = if self.slot < self.seq.steps { (&s.hs, self.slot + 1) } else { (&s.cs, self.seq.steps) };
-        Tensor::from_typed(src[at * hn..(at + 1) * hn].to_vec(), [self.seq.hidden, self.seq.batch][..].into())
+        let (t_n, hs, n) = (self.seq.steps, self.seq.hidden, self.seq.batch);
+        let v = if self.slot < t_n {
+            s.hs[(self.slot + 1) * hn..(self.slot + 2) * hn].to_vec()
+        } else {
+            let mut c = vec![E::ZERO; hn];
+            transpose(&s.cs[t_n * hn..(t_n + 1) * hn], n, hs, &mut c);
+            c
+        };
+        Tensor::from_typed(v, [hs, n][..].into())
     }
 }
 

@@ -29,7 +29,8 @@ fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding and subtracting it rounds to an integer
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + MAGIC) - MAGIC;
+    let shifted = x * LOG2E + MAGIC;
+    let n = shifted - MAGIC;
     let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -38,7 +39,8 @@ fn exp_f32(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
     let e = p * r * r + r + 1.0;
-    e * f32::from_bits((((n as i32) + 127) as u32) << 23)
+    // the low mantissa bits of `shifted` hold n: 2^n is (n + 127) << 23, with no float-to-int cast
+    e * f32::from_bits(shifted.to_bits().wrapping_sub(0x4B40_0000 - 127) << 23)
 }
 
 impl Kern for f32 {
@@ -60,69 +62,205 @@ impl Kern for f32 {
     }
 }
 
-/// Forward gate pass of one step over `n` columns. `g` holds `Wi x + Wh h` per column (gates
-/// stacked input, forget, cell, output, `hs` each) and is overwritten with the activated gates;
-/// writes `c`, `tanh(c)` and `h`.
-#[inline(always)]
-pub(crate) fn gates_forward<E: Kern>(g: &mut [E], b: &[E], c_prev: &[E], c: &mut [E], tc: &mut [E], h: &mut [E], hs: usize, n: usize) {
-    let (bi, rest) = b.split_at(hs);
-    let (bf, rest) = rest.split_at(hs);
-    let (bg, bo) = rest.split_at(hs);
-    for col in 0..n {
-        let gc = &mut g[col * 4 * hs..(col + 1) * 4 * hs];
-        let (gi, rest) = gc.split_at_mut(hs);
-        let (gf, rest) = rest.split_at_mut(hs);
-        let (gg, go) = rest.split_at_mut(hs);
-        let cp = &c_prev[col * hs..(col + 1) * hs];
-        let cc = &mut c[col * hs..(col + 1) * hs];
-        let tcc = &mut tc[col * hs..(col + 1) * hs];
-        let hc = &mut h[col * hs..(col + 1) * hs];
-        for j in 0..hs {
-            let i = E::sigmoid(gi[j] + bi[j]);
-            let f = E::sigmoid(gf[j] + bf[j]);
-            let gv = E::tanh_k(gg[j] + bg[j]);
-            let o = E::sigmoid(go[j] + bo[j]);
-            let cn = f * cp[j] + i * gv;
-            let t = E::tanh_k(cn);
-            gi[j] = i;
-            gf[j] = f;
-            gg[j] = gv;
-            go[j] = o;
-            cc[j] = cn;
-            tcc[j] = t;
-            hc[j] = o * t;
+/// Where the forward gate pass of one step reads and writes. Every `[N, k]` matrix here is
+/// batch-major (column-major with the batch index fastest): a gate row of one hidden unit is `N`
+/// contiguous values, so the pass vectorises over the batch.
+pub(crate) struct StepForward<'a, E> {
+    /// `[N, 4H]`: `h_{t-1}ᵀ · Whᵀ`, overwritten with the activated gates `i, f, g, o`.
+    pub g: &'a mut [E],
+    /// The input projection of every step, `[N·T, 4H]`; this step's rows start at `gx_off`.
+    pub gx: &'a [E],
+    /// First row of this step in `gx`.
+    pub gx_off: usize,
+    /// Rows of `gx` (`N·T`).
+    pub gx_ld: usize,
+    /// `[4H]` bias.
+    pub b: &'a [E],
+    /// `[N, H]`: `c_{t-1}`.
+    pub c_prev: &'a [E],
+    /// `[N, H]`: `c_t` (written).
+    pub c: &'a mut [E],
+    /// `[N, H]`: `tanh(c_t)` (written).
+    pub tc: &'a mut [E],
+    /// `[N, H]`: `h_t` (written).
+    pub h: &'a mut [E],
+}
+
+/// Forward gate pass of one step, `H` hidden units, batch `N`: one sweep computing the four
+/// gates, `c_t`, `tanh(c_t)` and `h_t` (see [`StepForward`]).
+pub(crate) fn gates_forward<E: Kern>(s: StepForward<'_, E>, hs: usize, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { gates_forward_avx512(s, hs, n) };
         }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { gates_forward_avx2(s, hs, n) };
+        }
+    }
+    gates_forward_generic(s, hs, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gates_forward_avx512<E: Kern>(s: StepForward<'_, E>, hs: usize, n: usize) {
+    gates_forward_generic(s, hs, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn gates_forward_avx2<E: Kern>(s: StepForward<'_, E>, hs: usize, n: usize) {
+    gates_forward_generic(s, hs, n)
+}
+
+#[inline(always)]
+fn gates_forward_generic<E: Kern>(s: StepForward<'_, E>, hs: usize, n: usize) {
+    let blk = n * hs;
+    let (gi, rest) = s.g[..4 * blk].split_at_mut(blk);
+    let (gf, rest) = rest.split_at_mut(blk);
+    let (gg, go) = rest.split_at_mut(blk);
+    let x = |r: usize| &s.gx[s.gx_off + s.gx_ld * r..][..n];
+    for j in 0..hs {
+        let at = j * n..(j + 1) * n;
+        column_forward(
+            &mut gi[at.clone()],
+            &mut gf[at.clone()],
+            &mut gg[at.clone()],
+            &mut go[at.clone()],
+            [x(j), x(hs + j), x(2 * hs + j), x(3 * hs + j)],
+            [s.b[j], s.b[hs + j], s.b[2 * hs + j], s.b[3 * hs + j]],
+            &s.c_prev[at.clone()],
+            &mut s.c[at.clone()],
+            &mut s.tc[at.clone()],
+            &mut s.h[at],
+        );
     }
 }
 
-/// Backward gate pass of one step over `n` columns. Given the activated gates `a`, `c_{t-1}`,
-/// `tanh(c_t)`, the gradient `dh` reaching `h_t` and `dc` reaching `c_t` (overwritten with the
-/// gradient reaching `c_{t-1}`), writes the gradient of the gate pre-activations into `dg`.
+/// Backward gate pass of one step (batch-major, as [`StepForward`]). Given the activated gates
+/// `a` `[N, 4H]`, `c_{t-1}`, `tanh(c_t)`, the gradient `dh` reaching `h_t` and `dc` reaching
+/// `c_t` (overwritten with the gradient reaching `c_{t-1}`), writes the gradient of the gate
+/// pre-activations into `dz` `[N, 4H]`.
+pub(crate) fn gates_backward<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E], dc: &mut [E], dz: &mut [E], hs: usize, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { gates_backward_avx512(a, c_prev, tc, dh, dc, dz, hs, n) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { gates_backward_avx2(a, c_prev, tc, dh, dc, dz, hs, n) };
+        }
+    }
+    gates_backward_generic(a, c_prev, tc, dh, dc, dz, hs, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gates_backward_avx512<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E], dc: &mut [E], dz: &mut [E], hs: usize, n: usize) {
+    gates_backward_generic(a, c_prev, tc, dh, dc, dz, hs, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn gates_backward_avx2<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E], dc: &mut [E], dz: &mut [E], hs: usize, n: usize) {
+    gates_backward_generic(a, c_prev, tc, dh, dc, dz, hs, n)
+}
+
 #[inline(always)]
-pub(crate) fn gates_backward<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E], dc: &mut [E], dg: &mut [E], hs: usize, n: usize) {
+fn gates_backward_generic<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E], dc: &mut [E], dz: &mut [E], hs: usize, n: usize) {
+    let blk = n * hs;
+    let (ai, af, ag, ao) = (&a[..blk], &a[blk..2 * blk], &a[2 * blk..3 * blk], &a[3 * blk..4 * blk]);
+    let (di, rest) = dz[..4 * blk].split_at_mut(blk);
+    let (df, rest) = rest.split_at_mut(blk);
+    let (dg, dout) = rest.split_at_mut(blk);
+    for j in 0..hs {
+        let at = j * n..(j + 1) * n;
+        column_backward(
+            [&ai[at.clone()], &af[at.clone()], &ag[at.clone()], &ao[at.clone()]],
+            &c_prev[at.clone()],
+            &tc[at.clone()],
+            &dh[at.clone()],
+            &mut dc[at.clone()],
+            &mut di[at.clone()],
+            &mut df[at.clone()],
+            &mut dg[at.clone()],
+            &mut dout[at],
+        );
+    }
+}
+
+/// The forward gate pass of one hidden unit over the batch. Separate slices as arguments, so
+/// the compiler knows they do not overlap and vectorises the loop.
+#[inline(always)]
+fn column_forward<E: Kern>(
+    gi: &mut [E],
+    gf: &mut [E],
+    gg: &mut [E],
+    go: &mut [E],
+    x: [&[E]; 4],
+    b: [E; 4],
+    cp: &[E],
+    cc: &mut [E],
+    tcc: &mut [E],
+    hc: &mut [E],
+) {
+    let n = gi.len();
+    let (gf, gg, go) = (&mut gf[..n], &mut gg[..n], &mut go[..n]);
+    let (xi, xf, xg, xo) = (&x[0][..n], &x[1][..n], &x[2][..n], &x[3][..n]);
+    let (cp, cc, tcc, hc) = (&cp[..n], &mut cc[..n], &mut tcc[..n], &mut hc[..n]);
+    for k in 0..n {
+        let i = E::sigmoid(gi[k] + xi[k] + b[0]);
+        let f = E::sigmoid(gf[k] + xf[k] + b[1]);
+        let gv = E::tanh_k(gg[k] + xg[k] + b[2]);
+        let o = E::sigmoid(go[k] + xo[k] + b[3]);
+        let cn = f * cp[k] + i * gv;
+        let t = E::tanh_k(cn);
+        gi[k] = i;
+        gf[k] = f;
+        gg[k] = gv;
+        go[k] = o;
+        cc[k] = cn;
+        tcc[k] = t;
+        hc[k] = o * t;
+    }
+}
+
+/// The backward gate pass of one hidden unit over the batch (separate slices, as in
+/// [`column_forward`]).
+#[inline(always)]
+fn column_backward<E: Kern>(a: [&[E]; 4], cp: &[E], tcc: &[E], dhc: &[E], dcc: &mut [E], di: &mut [E], df: &mut [E], dg: &mut [E], dout: &mut [E]) {
     let one = E::ONE;
-    for col in 0..n {
-        let ac = &a[col * 4 * hs..(col + 1) * 4 * hs];
-        let (ai, rest) = ac.split_at(hs);
-        let (af, rest) = rest.split_at(hs);
-        let (ag, ao) = rest.split_at(hs);
-        let dgc = &mut dg[col * 4 * hs..(col + 1) * 4 * hs];
-        let (di, rest) = dgc.split_at_mut(hs);
-        let (df, rest) = rest.split_at_mut(hs);
-        let (dgg, dout) = rest.split_at_mut(hs);
-        let cp = &c_prev[col * hs..(col + 1) * hs];
-        let tcc = &tc[col * hs..(col + 1) * hs];
-        let dhc = &dh[col * hs..(col + 1) * hs];
-        let dcc = &mut dc[col * hs..(col + 1) * hs];
-        for j in 0..hs {
-            let (i, f, gv, o, t) = (ai[j], af[j], ag[j], ao[j], tcc[j]);
-            let dhj = dhc[j];
-            let dcj = dcc[j] + dhj * o * (one - t * t);
-            di[j] = dcj * gv * i * (one - i);
-            df[j] = dcj * cp[j] * f * (one - f);
-            dgg[j] = dcj * i * (one - gv * gv);
-            dout[j] = dhj * t * o * (one - o);
-            dcc[j] = dcj * f;
+    let n = dcc.len();
+    let (ai, af, ag, ao) = (&a[0][..n], &a[1][..n], &a[2][..n], &a[3][..n]);
+    let (cp, tcc, dhc) = (&cp[..n], &tcc[..n], &dhc[..n]);
+    let (di, df, dg, dout) = (&mut di[..n], &mut df[..n], &mut dg[..n], &mut dout[..n]);
+    for k in 0..n {
+        let (i, f, gv, o, t) = (ai[k], af[k], ag[k], ao[k], tcc[k]);
+        let dhk = dhc[k];
+        let dck = dcc[k] + dhk * o * (one - t * t);
+        di[k] = dck * gv * i * (one - i);
+        df[k] = dck * cp[k] * f * (one - f);
+        dg[k] = dck * i * (one - gv * gv);
+        dout[k] = dhk * t * o * (one - o);
+        dcc[k] = dck * f;
+    }
+}
+
+/// `dst = srcᵀ`: `src` is `[rows, cols]`, `dst` `[cols, rows]`, both column-major.
+pub(crate) fn transpose<E: Copy>(src: &[E], rows: usize, cols: usize, dst: &mut [E]) {
+    const B: usize = 32;
+    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    for c0 in (0..cols).step_by(B) {
+        for r0 in (0..rows).step_by(B) {
+            for c in c0..(c0 + B).min(cols) {
+                for r in r0..(r0 + B).min(rows) {
+                    dst[c + r * cols] = src[r + c * rows];
+                }
+            }
         }
     }
 }
