@@ -127,7 +127,7 @@ fn compare(order: u8, l: &dyn Fn(&[Var]) -> Var, xs: &[Tensor], cfg: &GradcheckC
                 report.worst_excess = excess;
                 report.worst = Some((i, e, a, numeric));
             }
-            if !(excess <= cfg.atol) {
+            if excess.is_nan() || excess > cfg.atol {
                 return Err(GradcheckError { order, input: i, element: e, analytic: a, numeric });
             }
         }

@@ -22,8 +22,9 @@ fn kernel<T: Element>(x: &[T], inner: usize, n: usize, outer: usize, kind: Kind)
             for k in 0..n {
                 m = m.maximum(x[at(k)]);
             }
-            // a slice of all -Inf stays finite-free: shift by 0 instead of -Inf
-            if !(m > T::neg_infinity() && m < T::infinity()) && !m.is_nan() {
+            // an infinite maximum (a slice of all -Inf, or an Inf) shifts by 0 instead, so the
+            // result is 0, 1 or NaN as the definition gives rather than NaN everywhere
+            if m == T::neg_infinity() || m == T::infinity() {
                 m = T::ZERO;
             }
             let mut s = T::ZERO;
