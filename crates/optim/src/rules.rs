@@ -650,7 +650,7 @@ impl Optimiser for AdaDelta {
 /// let mut d = [1.0];
 /// AMSGrad::new(0.1).apply_step(&w, &mut d);
 /// let m = 0.9 * 1e-8 + 0.1;
-/// let v = 0.999 * 1e-8 + 0.001;
+/// let v: f64 = 0.999 * 1e-8 + 0.001;
 /// assert!((d[0] - 0.1 * m / (v.sqrt() + 1e-8)).abs() < 1e-12);
 /// ```
 #[derive(Clone, Debug)]

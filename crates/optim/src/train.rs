@@ -322,11 +322,12 @@ pub fn throttle<R>(mut f: impl FnMut() -> R, seconds: f64) -> impl FnMut() -> Op
     let mut last: Option<Instant> = None;
     move || {
         let now = Instant::now();
-        if last.map_or(true, |t| now.duration_since(t).as_secs_f64() >= seconds) {
-            last = Some(now);
-            Some(f())
-        } else {
-            None
+        match last {
+            Some(t) if now.duration_since(t).as_secs_f64() < seconds => None,
+            _ => {
+                last = Some(now);
+                Some(f())
+            }
         }
     }
 }
@@ -349,11 +350,12 @@ pub fn throttle_event<R>(mut f: impl FnMut(&TrainEvent) -> R, seconds: f64) -> i
     let mut last: Option<Instant> = None;
     move |e: &TrainEvent| {
         let now = Instant::now();
-        if last.map_or(true, |t| now.duration_since(t).as_secs_f64() >= seconds) {
-            last = Some(now);
-            Some(f(e))
-        } else {
-            None
+        match last {
+            Some(t) if now.duration_since(t).as_secs_f64() < seconds => None,
+            _ => {
+                last = Some(now);
+                Some(f(e))
+            }
         }
     }
 }

@@ -127,7 +127,7 @@ fn train_accepts_pairs_of_vars_and_tensors() {
     assert_eq!(train(loss, &ps, tensors, &mut Descent::new(0.1)).steps, 5);
     // a boxed optimiser
     let mut boxed: Box<dyn Optimiser> = Box::new(Momentum::new(0.1));
-    assert_eq!(train(loss, &ps, std::iter::repeat((Var::scalar(1.0), Var::scalar(2.0))).take(3), &mut *boxed).steps, 3);
+    assert_eq!(train(loss, &ps, vec![(Var::scalar(1.0), Var::scalar(2.0)); 3], &mut *boxed).steps, 3);
     assert!((w.item() - 2.0).abs() < 0.1);
 }
 
