@@ -21,12 +21,13 @@ use flux_autograd::{gradients, CustomOp, Var};
 use flux_tensor::{DType, Tensor, TensorError};
 
 use crate::cells::lstm_step;
-use crate::kernels::{gates_backward, gates_forward, transpose, Kern, StepForward};
+use crate::kernels::{gates_backward, gates_forward, transpose, StepForward};
+use crate::pool::{self, Pooled};
 
 /// What the forward pass keeps for backward, per element type. "Batch-major" matrices are
 /// stored transposed (`[N, k]`, batch index fastest): the per-step GEMMs are faster in that
 /// orientation for small batches and the gate passes vectorise over the batch.
-struct Saved<E> {
+struct Saved<E: Pooled> {
     /// `[in, N*T]`: the inputs side by side (as given).
     x: Vec<E>,
     /// `[N, 4H, T]`: activated gates `i, f, g, o` of every step, batch-major.
@@ -39,12 +40,20 @@ struct Saved<E> {
     tcs: Vec<E>,
 }
 
+impl<E: Pooled> Drop for Saved<E> {
+    fn drop(&mut self) {
+        for v in [&mut self.x, &mut self.gates, &mut self.hs, &mut self.cs, &mut self.tcs] {
+            pool::give(std::mem::take(v));
+        }
+    }
+}
+
 enum SavedAny {
     F32(Saved<f32>),
     F64(Saved<f64>),
 }
 
-trait Store: Kern {
+trait Store: Pooled {
     fn wrap(s: Saved<Self>) -> SavedAny;
     fn get(s: &SavedAny) -> &Saved<Self>;
 }
@@ -101,38 +110,44 @@ impl LstmSeq {
     fn forward_typed<E: Store>(&self, xs: &[Tensor]) -> Saved<E> {
         let (t_n, n, hs, is) = (self.steps, self.batch, self.hidden, self.input);
         let (wi, wh, b) = (typed::<E>(&xs[0]), typed::<E>(&xs[1]), typed::<E>(&xs[2]));
-        let (nt, hn) = (n * t_n, hs * n);
-        let mut x = Vec::with_capacity(is * nt);
-        for xt in &xs[5..] {
-            x.extend_from_slice(typed::<E>(xt));
+        let (nt, hn, k) = (n * t_n, hs * n, is + hs);
+        let mut x = pool::take::<E>(is * nt);
+        for (t, xt) in xs[5..].iter().enumerate() {
+            x[t * is * n..(t + 1) * is * n].copy_from_slice(typed::<E>(xt));
         }
-        // the input projection of every step at once: [N*T, 4H] = Xᵀ · Wiᵀ
-        let mut scratch = vec![E::ZERO; (is * nt).max(4 * hs * is)];
-        let mut wi_t = vec![E::ZERO; 4 * hs * is];
-        transpose(wi, 4 * hs, is, &mut wi_t);
-        transpose(&x, is, nt, &mut scratch);
-        let mut gx = vec![E::ZERO; nt * 4 * hs];
-        E::gemm(nt, 4 * hs, is, &scratch[..is * nt], false, &wi_t, false, &mut gx, false);
-        let mut wh_t = vec![E::ZERO; 4 * hs * hs];
-        transpose(wh, 4 * hs, hs, &mut wh_t);
-        let mut gates = vec![E::ZERO; 4 * hn * t_n];
-        let mut h_all = vec![E::ZERO; hn * (t_n + 1)];
-        let mut c_all = vec![E::ZERO; hn * (t_n + 1)];
-        let mut tcs = vec![E::ZERO; hn * t_n];
+        // [Wiᵀ; Whᵀ] stacked, [in + H, 4H]: one GEMM per step computes both projections
+        let mut w_cat = pool::take::<E>(k * 4 * hs);
+        let mut wt = pool::take::<E>(4 * hs * hs.max(is));
+        transpose(wi, 4 * hs, is, &mut wt[..4 * hs * is]);
+        for (r, col) in w_cat.chunks_exact_mut(k).enumerate() {
+            col[..is].copy_from_slice(&wt[r * is..(r + 1) * is]);
+        }
+        transpose(wh, 4 * hs, hs, &mut wt[..4 * hs * hs]);
+        for (r, col) in w_cat.chunks_exact_mut(k).enumerate() {
+            col[is..].copy_from_slice(&wt[r * hs..(r + 1) * hs]);
+        }
+        let mut gates = pool::take::<E>(4 * hn * t_n);
+        let mut h_all = pool::take::<E>(hn * (t_n + 1));
+        let mut c_all = pool::take::<E>(hn * (t_n + 1));
+        let mut tcs = pool::take::<E>(hn * t_n);
         h_all[..hn].copy_from_slice(typed::<E>(&xs[3]));
         transpose(typed::<E>(&xs[4]), hs, n, &mut c_all[..hn]);
-        let mut h_prev = vec![E::ZERO; hn];
-        let mut h_next = vec![E::ZERO; hn];
-        transpose(typed::<E>(&xs[3]), hs, n, &mut h_prev);
+        // [x_tᵀ | h_{t-1}ᵀ], [N, in + H], for this step and the next
+        let mut cur = pool::take::<E>(n * k);
+        let mut next = pool::take::<E>(n * k);
+        transpose(typed::<E>(&xs[3]), hs, n, &mut cur[n * is..]);
         for t in 0..t_n {
+            transpose(&x[t * is * n..(t + 1) * is * n], is, n, &mut cur[..n * is]);
             let g = &mut gates[t * 4 * hn..(t + 1) * 4 * hn];
-            // [N, 4H] = h_{t-1}ᵀ · Whᵀ
-            E::gemm(n, 4 * hs, hs, &h_prev, false, &wh_t, false, g, false);
+            E::gemm(n, 4 * hs, k, &cur, false, &w_cat, false, g, false);
             let (c_prev, c_next) = c_all[t * hn..(t + 2) * hn].split_at_mut(hn);
-            let step = StepForward { g, gx: &gx, gx_off: n * t, gx_ld: nt, b, c_prev, c: c_next, tc: &mut tcs[t * hn..(t + 1) * hn], h: &mut h_next };
+            let step = StepForward { g, b, c_prev, c: c_next, tc: &mut tcs[t * hn..(t + 1) * hn], h: &mut next[n * is..] };
             gates_forward(step, hs, n);
-            transpose(&h_next, n, hs, &mut h_all[(t + 1) * hn..(t + 2) * hn]);
-            std::mem::swap(&mut h_prev, &mut h_next);
+            transpose(&next[n * is..], n, hs, &mut h_all[(t + 1) * hn..(t + 2) * hn]);
+            std::mem::swap(&mut cur, &mut next);
+        }
+        for v in [w_cat, wt, cur, next] {
+            pool::give(v);
         }
         Saved { x, gates, hs: h_all, cs: c_all, tcs }
     }
@@ -146,11 +161,11 @@ impl LstmSeq {
         let (wi_t, wh_t) = (inputs[0].data(), inputs[1].data());
         let (wi, wh) = (typed::<E>(&wi_t), typed::<E>(&wh_t));
         let (hn, nt) = (hs * n, n * t_n);
-        // dz of every step, [N*T, 4H] (step t in rows N*t..N*(t+1)), and of this step, [N, 4H]
-        let mut dz = vec![E::ZERO; nt * 4 * hs];
-        let mut dz_t = vec![E::ZERO; 4 * hn];
-        let mut dh = vec![E::ZERO; hn];
-        let mut dc = vec![E::ZERO; hn];
+        // dz of every step, [4H, N*T] (step t in columns N*t..N*(t+1)); of this step, [N, 4H]
+        let mut dz = pool::take::<E>(4 * hs * nt);
+        let mut dz_t = pool::take::<E>(4 * hn);
+        let mut dh = pool::zeros::<E>(hn);
+        let mut dc = pool::zeros::<E>(hn);
         if let Some(d) = &dys[t_n] {
             transpose(typed::<E>(d), hs, n, &mut dc);
         }
@@ -164,24 +179,24 @@ impl LstmSeq {
                 }
             }
             gates_backward(&s.gates[t * 4 * hn..(t + 1) * 4 * hn], &s.cs[t * hn..(t + 1) * hn], &s.tcs[t * hn..(t + 1) * hn], &dh, &mut dc, &mut dz_t, hs, n);
-            for r in 0..4 * hs {
-                dz[n * t + nt * r..][..n].copy_from_slice(&dz_t[n * r..][..n]);
-            }
+            transpose(&dz_t, n, 4 * hs, &mut dz[t * 4 * hn..(t + 1) * 4 * hn]);
             if t > 0 || self.need_h0 {
                 // [N, H] = dz_t · Wh
                 E::gemm(n, hs, 4 * hs, &dz_t, false, wh, false, &mut dh, false);
             }
         }
         let var = |v: Vec<E>, shape: &[usize]| Some(Var::constant(Tensor::from_typed(v, shape.into())));
-        // dWhᵀ [H, 4H] = [h_0 … h_{T-1}] · dz, then transposed
-        let mut tmp = vec![E::ZERO; 4 * hs * hs.max(is)];
-        E::gemm(hs, 4 * hs, nt, &s.hs[..hn * t_n], false, &dz, false, &mut tmp[..4 * hs * hs], false);
+        // dWh = dz · [h_0 … h_{T-1}]ᵀ, dWi = dz · Xᵀ, db = row sums of dz
         let mut dwh = vec![E::ZERO; 4 * hs * hs];
-        transpose(&tmp[..4 * hs * hs], hs, 4 * hs, &mut dwh);
-        E::gemm(is, 4 * hs, nt, &s.x, false, &dz, false, &mut tmp[..4 * hs * is], false);
+        E::gemm(4 * hs, hs, nt, &dz, false, &s.hs[..hn * t_n], true, &mut dwh, false);
         let mut dwi = vec![E::ZERO; 4 * hs * is];
-        transpose(&tmp[..4 * hs * is], is, 4 * hs, &mut dwi);
-        let db: Vec<E> = dz.chunks_exact(nt).map(|col| col.iter().fold(E::ZERO, |a, &b| a + b)).collect();
+        E::gemm(4 * hs, is, nt, &dz, false, &s.x, true, &mut dwi, false);
+        let mut db = vec![E::ZERO; 4 * hs];
+        for col in dz.chunks_exact(4 * hs) {
+            for (a, &b) in db.iter_mut().zip(col) {
+                *a += b;
+            }
+        }
         let mut out = vec![var(dwi, &[4 * hs, is]), var(dwh, &[4 * hs, hs]), var(db, &[4 * hs])];
         if self.need_h0 {
             let (mut dh0, mut dc0) = (vec![E::ZERO; hn], vec![E::ZERO; hn]);
@@ -193,14 +208,19 @@ impl LstmSeq {
             out.extend([None, None]);
         }
         if self.need_x {
-            // dXᵀ [N*T, in] = dz · Wi
-            let mut dxt = vec![E::ZERO; nt * is];
-            E::gemm(nt, is, 4 * hs, &dz, false, wi, false, &mut dxt, false);
-            let mut dx = vec![E::ZERO; is * nt];
-            transpose(&dxt, nt, is, &mut dx);
+            // dX = Wiᵀ · dz, with Wiᵀ copied so that no operand is read transposed
+            let mut wit = pool::take::<E>(4 * hs * is);
+            transpose(wi, 4 * hs, is, &mut wit);
+            let mut dx = pool::take::<E>(is * nt);
+            E::gemm(is, nt, 4 * hs, &wit, false, &dz, false, &mut dx, false);
             out.extend(dx.chunks_exact(is * n).map(|c| var(c.to_vec(), &[is, n])));
+            pool::give(wit);
+            pool::give(dx);
         } else {
             out.extend((0..t_n).map(|_| None));
+        }
+        for v in [dz, dz_t, dh, dc] {
+            pool::give(v);
         }
         out
     }

@@ -34,6 +34,7 @@ mod cell;
 mod cells;
 mod fused;
 mod kernels;
+mod pool;
 mod recur;
 
 pub use cell::{RecurrentCell, RecurrentState};

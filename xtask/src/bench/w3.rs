@@ -33,6 +33,14 @@ pub fn run(o: &Opts) {
         mse(&dense.forward(hs.last().expect("50 steps")), &target)
     };
     let lr = 0.01;
+    let only = std::env::var("W3_MODE").ok();
+    if only.as_deref() == Some("forward") {
+        let (t, _) = median_time(o.min_time, || {
+            std::hint::black_box(no_grad(loss));
+        });
+        eprintln!("W3 forward only: {:.3} ms", t * 1e3);
+        return;
+    }
     let first = no_grad(loss).item();
     let train_step = || {
         let gs = gradient_params(loss, &ps);
