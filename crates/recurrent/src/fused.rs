@@ -24,28 +24,59 @@ use crate::cells::lstm_step;
 use crate::kernels::{gates_backward, gates_forward, transpose, StepForward};
 use crate::pool::{self, Pooled};
 
-/// What the forward pass keeps for backward, per element type. "Batch-major" matrices are
-/// stored transposed (`[N, k]`, batch index fastest): the per-step GEMMs are faster in that
-/// orientation for small batches and the gate passes vectorise over the batch.
+/// What the forward pass keeps for backward, per element type. The batch is split into parts
+/// that run on their own threads (the sequences of a batch are independent); each part keeps
+/// its own "batch-major" matrices (stored transposed, `[n, k]` with the batch index fastest:
+/// the per-step GEMMs are faster in that orientation and the gate passes vectorise over the
+/// batch).
 struct Saved<E: Pooled> {
     /// `[in, N*T]`: the inputs side by side (as given).
     x: Vec<E>,
-    /// `[N, 4H, T]`: activated gates `i, f, g, o` of every step, batch-major.
-    gates: Vec<E>,
     /// `[H, N, T+1]`: `h_0 … h_T` (as returned).
     hs: Vec<E>,
-    /// `[N, H, T+1]`: `c_0 … c_T`, batch-major.
+    /// The batch parts, in batch order.
+    parts: Vec<Part<E>>,
+}
+
+/// The batch columns `n0 .. n0 + n` of a sequence.
+struct Part<E: Pooled> {
+    n0: usize,
+    n: usize,
+    /// `[n, 4H, T]`: activated gates `i, f, g, o` of every step.
+    gates: Vec<E>,
+    /// `[n, H, T+1]`: `c_0 … c_T`.
     cs: Vec<E>,
-    /// `[N, H, T]`: `tanh(c_1) … tanh(c_T)`, batch-major.
+    /// `[n, H, T]`: `tanh(c_1) … tanh(c_T)`.
     tcs: Vec<E>,
 }
 
 impl<E: Pooled> Drop for Saved<E> {
     fn drop(&mut self) {
-        for v in [&mut self.x, &mut self.gates, &mut self.hs, &mut self.cs, &mut self.tcs] {
+        pool::give(std::mem::take(&mut self.x));
+        pool::give(std::mem::take(&mut self.hs));
+    }
+}
+
+impl<E: Pooled> Drop for Part<E> {
+    fn drop(&mut self) {
+        for v in [&mut self.gates, &mut self.cs, &mut self.tcs] {
             pool::give(std::mem::take(v));
         }
     }
+}
+
+/// Splits `buf` into `slots` equal slots and each slot into consecutive pieces of
+/// `sizes[i]` elements: piece `i` of every slot goes to list `i`.
+fn split_slots<'a, E>(buf: &'a mut [E], slot: usize, sizes: &[usize]) -> Vec<Vec<&'a mut [E]>> {
+    let mut lists: Vec<Vec<&'a mut [E]>> = sizes.iter().map(|_| Vec::new()).collect();
+    for mut rest in buf.chunks_exact_mut(slot) {
+        for (list, &size) in lists.iter_mut().zip(sizes) {
+            let (piece, tail) = rest.split_at_mut(size);
+            list.push(piece);
+            rest = tail;
+        }
+    }
+    lists
 }
 
 enum SavedAny {
@@ -107,6 +138,18 @@ fn typed<E: Store>(t: &Tensor) -> &[E] {
 }
 
 impl LstmSeq {
+    /// How the batch is split over threads: `(first column, width)` per part. Two parts when
+    /// more than one thread may run, the batch is at least 32 and the work pays for a thread.
+    fn parts(&self) -> Vec<(usize, usize)> {
+        let (n, hs) = (self.batch, self.hidden);
+        let work = 4 * hs * (hs + self.input) * n * self.steps;
+        if flux_tensor::num_threads() < 2 || n < 32 || work < 1 << 24 {
+            return vec![(0, n)];
+        }
+        let first = (n / 2).div_ceil(16) * 16;
+        vec![(0, first), (first, n - first)]
+    }
+
     fn forward_typed<E: Store>(&self, xs: &[Tensor]) -> Saved<E> {
         let (t_n, n, hs, is) = (self.steps, self.batch, self.hidden, self.input);
         let (wi, wh, b) = (typed::<E>(&xs[0]), typed::<E>(&xs[1]), typed::<E>(&xs[2]));
@@ -126,30 +169,52 @@ impl LstmSeq {
         for (r, col) in w_cat.chunks_exact_mut(k).enumerate() {
             col[is..].copy_from_slice(&wt[r * hs..(r + 1) * hs]);
         }
-        let mut gates = pool::take::<E>(4 * hn * t_n);
+        pool::give(wt);
         let mut h_all = pool::take::<E>(hn * (t_n + 1));
-        let mut c_all = pool::take::<E>(hn * (t_n + 1));
-        let mut tcs = pool::take::<E>(hn * t_n);
         h_all[..hn].copy_from_slice(typed::<E>(&xs[3]));
-        transpose(typed::<E>(&xs[4]), hs, n, &mut c_all[..hn]);
-        // [x_tᵀ | h_{t-1}ᵀ], [N, in + H], for this step and the next
+        let ranges = self.parts();
+        let sizes: Vec<usize> = ranges.iter().map(|&(_, w)| hs * w).collect();
+        let views = split_slots(&mut h_all[hn..], hn, &sizes);
+        let (h0, c0) = (typed::<E>(&xs[3]), typed::<E>(&xs[4]));
+        let run = |(n0, w): (usize, usize), h_out: Vec<&mut [E]>| self.part_forward(&w_cat, b, &x, h0, c0, n0, w, h_out);
+        let parts = std::thread::scope(|sc| {
+            let mut views = views.into_iter();
+            let first = views.next().expect("one part at least");
+            let others: Vec<_> = ranges[1..].iter().zip(views).map(|(&r, v)| sc.spawn(move || run(r, v))).collect();
+            let mut parts = vec![run(ranges[0], first)];
+            parts.extend(others.into_iter().map(|h| h.join().expect("fused LSTM worker panicked")));
+            parts
+        });
+        pool::give(w_cat);
+        Saved { x, hs: h_all, parts }
+    }
+
+    /// The forward recurrence over batch columns `n0 .. n0 + n`, writing `h_t` into `h_out[t-1]`.
+    fn part_forward<E: Store>(&self, w_cat: &[E], b: &[E], x: &[E], h0: &[E], c0: &[E], n0: usize, n: usize, mut h_out: Vec<&mut [E]>) -> Part<E> {
+        let (t_n, nb, hs, is) = (self.steps, self.batch, self.hidden, self.input);
+        let (hn, k) = (hs * n, is + hs);
+        let mut gates = pool::take::<E>(4 * hn * t_n);
+        let mut cs = pool::take::<E>(hn * (t_n + 1));
+        let mut tcs = pool::take::<E>(hn * t_n);
+        transpose(&c0[hs * n0..hs * (n0 + n)], hs, n, &mut cs[..hn]);
+        // [x_tᵀ | h_{t-1}ᵀ], [n, in + H], for this step and the next
         let mut cur = pool::take::<E>(n * k);
         let mut next = pool::take::<E>(n * k);
-        transpose(typed::<E>(&xs[3]), hs, n, &mut cur[n * is..]);
+        transpose(&h0[hs * n0..hs * (n0 + n)], hs, n, &mut cur[n * is..]);
         for t in 0..t_n {
-            transpose(&x[t * is * n..(t + 1) * is * n], is, n, &mut cur[..n * is]);
+            transpose(&x[is * (nb * t + n0)..][..is * n], is, n, &mut cur[..n * is]);
             let g = &mut gates[t * 4 * hn..(t + 1) * 4 * hn];
-            E::gemm(n, 4 * hs, k, &cur, false, &w_cat, false, g, false);
-            let (c_prev, c_next) = c_all[t * hn..(t + 2) * hn].split_at_mut(hn);
+            E::step_gemm(n, 4 * hs, k, &cur, w_cat, g, false);
+            let (c_prev, c_next) = cs[t * hn..(t + 2) * hn].split_at_mut(hn);
             let step = StepForward { g, b, c_prev, c: c_next, tc: &mut tcs[t * hn..(t + 1) * hn], h: &mut next[n * is..] };
             gates_forward(step, hs, n);
-            transpose(&next[n * is..], n, hs, &mut h_all[(t + 1) * hn..(t + 2) * hn]);
+            transpose(&next[n * is..], n, hs, h_out[t]);
             std::mem::swap(&mut cur, &mut next);
         }
-        for v in [w_cat, wt, cur, next] {
-            pool::give(v);
-        }
-        Saved { x, gates, hs: h_all, cs: c_all, tcs }
+        pool::give(cur);
+        pool::give(next);
+        h_out.clear();
+        Part { n0, n, gates, cs, tcs }
     }
 
     /// Backprop through time on raw tensors. `dys[t]` is the gradient reaching `h_{t+1}`
@@ -161,29 +226,28 @@ impl LstmSeq {
         let (wi_t, wh_t) = (inputs[0].data(), inputs[1].data());
         let (wi, wh) = (typed::<E>(&wi_t), typed::<E>(&wh_t));
         let (hn, nt) = (hs * n, n * t_n);
-        // dz of every step, [4H, N*T] (step t in columns N*t..N*(t+1)); of this step, [N, 4H]
+        let dys: Vec<Option<&[E]>> = dys.iter().map(|d| d.as_ref().map(typed::<E>)).collect();
+        // dz of every step, [4H, N*T] (step t in columns N*t..N*(t+1)), and dh0, dc0 [H, N]
         let mut dz = pool::take::<E>(4 * hs * nt);
-        let mut dz_t = pool::take::<E>(4 * hn);
-        let mut dh = pool::zeros::<E>(hn);
-        let mut dc = pool::zeros::<E>(hn);
-        if let Some(d) = &dys[t_n] {
-            transpose(typed::<E>(d), hs, n, &mut dc);
-        }
-        for t in (0..t_n).rev() {
-            if let Some(d) = &dys[t] {
-                let d = typed::<E>(d);
-                for j in 0..hs {
-                    for k in 0..n {
-                        dh[k + n * j] += d[j + hs * k];
-                    }
+        let mut dh0 = vec![E::ZERO; hn];
+        let mut dc0 = vec![E::ZERO; hn];
+        {
+            let sizes: Vec<usize> = s.parts.iter().map(|p| hs * p.n).collect();
+            let dz_sizes: Vec<usize> = sizes.iter().map(|s| 4 * s).collect();
+            let dz_views = split_slots(&mut dz, 4 * hn, &dz_sizes);
+            let dh_views = split_slots(&mut dh0, hn, &sizes);
+            let dc_views = split_slots(&mut dc0, hn, &sizes);
+            let mut jobs =
+                s.parts.iter().zip(dz_views).zip(dh_views.into_iter().zip(dc_views)).map(|((p, z), (mut h, mut c))| (p, z, h.remove(0), c.remove(0)));
+            let run = |(p, z, h, c): (&Part<E>, Vec<&mut [E]>, &mut [E], &mut [E])| self.part_backward(p, wh, &dys, z, h, c);
+            std::thread::scope(|sc| {
+                let first = jobs.next().expect("one part at least");
+                let others: Vec<_> = jobs.map(|j| sc.spawn(move || run(j))).collect();
+                run(first);
+                for h in others {
+                    h.join().expect("fused LSTM worker panicked");
                 }
-            }
-            gates_backward(&s.gates[t * 4 * hn..(t + 1) * 4 * hn], &s.cs[t * hn..(t + 1) * hn], &s.tcs[t * hn..(t + 1) * hn], &dh, &mut dc, &mut dz_t, hs, n);
-            transpose(&dz_t, n, 4 * hs, &mut dz[t * 4 * hn..(t + 1) * 4 * hn]);
-            if t > 0 || self.need_h0 {
-                // [N, H] = dz_t · Wh
-                E::gemm(n, hs, 4 * hs, &dz_t, false, wh, false, &mut dh, false);
-            }
+            });
         }
         let var = |v: Vec<E>, shape: &[usize]| Some(Var::constant(Tensor::from_typed(v, shape.into())));
         // dWh = dz · [h_0 … h_{T-1}]ᵀ, dWi = dz · Xᵀ, db = row sums of dz
@@ -199,9 +263,6 @@ impl LstmSeq {
         }
         let mut out = vec![var(dwi, &[4 * hs, is]), var(dwh, &[4 * hs, hs]), var(db, &[4 * hs])];
         if self.need_h0 {
-            let (mut dh0, mut dc0) = (vec![E::ZERO; hn], vec![E::ZERO; hn]);
-            transpose(&dh, n, hs, &mut dh0);
-            transpose(&dc, n, hs, &mut dc0);
             out.push(var(dh0, &[hs, n]));
             out.push(var(dc0, &[hs, n]));
         } else {
@@ -219,10 +280,45 @@ impl LstmSeq {
         } else {
             out.extend((0..t_n).map(|_| None));
         }
-        for v in [dz, dz_t, dh, dc] {
+        pool::give(dz);
+        out
+    }
+
+    /// Backprop through time over one batch part: writes its columns of `dz` (one slice per
+    /// step) and of `dh0`, `dc0`.
+    fn part_backward<E: Store>(&self, p: &Part<E>, wh: &[E], dys: &[Option<&[E]>], mut dz: Vec<&mut [E]>, dh0: &mut [E], dc0: &mut [E]) {
+        let (t_n, hs, n, n0) = (self.steps, self.hidden, p.n, p.n0);
+        let hn = hs * n;
+        let mut dz_t = pool::take::<E>(4 * hn);
+        let mut dh = pool::zeros::<E>(hn);
+        let mut dc = pool::zeros::<E>(hn);
+        if let Some(d) = dys[t_n] {
+            transpose(&d[hs * n0..hs * (n0 + n)], hs, n, &mut dc);
+        }
+        for t in (0..t_n).rev() {
+            if let Some(d) = dys[t] {
+                let d = &d[hs * n0..hs * (n0 + n)];
+                for j in 0..hs {
+                    for k in 0..n {
+                        dh[k + n * j] += d[j + hs * k];
+                    }
+                }
+            }
+            gates_backward(&p.gates[t * 4 * hn..(t + 1) * 4 * hn], &p.cs[t * hn..(t + 1) * hn], &p.tcs[t * hn..(t + 1) * hn], &dh, &mut dc, &mut dz_t, hs, n);
+            transpose(&dz_t, n, 4 * hs, dz[t]);
+            if t > 0 || self.need_h0 {
+                // [n, H] = dz_t · Wh
+                E::step_gemm(n, hs, 4 * hs, &dz_t, wh, &mut dh, false);
+            }
+        }
+        if self.need_h0 {
+            transpose(&dh, n, hs, dh0);
+            transpose(&dc, n, hs, dc0);
+        }
+        dz.clear();
+        for v in [dz_t, dh, dc] {
             pool::give(v);
         }
-        out
     }
 
     /// Recomputes the sequence with differentiable ops and differentiates it: the rule used
@@ -296,7 +392,10 @@ impl LstmSlot {
             s.hs[(self.slot + 1) * hn..(self.slot + 2) * hn].to_vec()
         } else {
             let mut c = vec![E::ZERO; hn];
-            transpose(&s.cs[t_n * hn..(t_n + 1) * hn], n, hs, &mut c);
+            for p in &s.parts {
+                let pn = hs * p.n;
+                transpose(&p.cs[t_n * pn..(t_n + 1) * pn], p.n, hs, &mut c[hs * p.n0..hs * (p.n0 + p.n)]);
+            }
             c
         };
         Tensor::from_typed(v, [hs, n][..].into())

@@ -7,6 +7,12 @@ use flux_tensor::GemmElement;
 
 /// Element types the fused kernels run on.
 pub(crate) trait Kern: GemmElement {
+    /// `c = a · b` (or `+=`) for the per-step products: `a` is `[n, k]`, `b` `[k, m]`, `c`
+    /// `[n, m]`, all column-major. A register-blocked kernel that reads `b` unpacked where it
+    /// applies (f32, AVX-512, `n` a multiple of 16), the general GEMM otherwise.
+    fn step_gemm(n: usize, m: usize, k: usize, a: &[Self], b: &[Self], c: &mut [Self], accumulate: bool) {
+        Self::gemm(n, m, k, a, false, b, false, c, accumulate)
+    }
     fn sigmoid(x: Self) -> Self;
     fn tanh_k(x: Self) -> Self;
 }
@@ -44,6 +50,11 @@ fn exp_f32(x: f32) -> f32 {
 }
 
 impl Kern for f32 {
+    fn step_gemm(n: usize, m: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
+        if !crate::smallgemm::gemm_f32(n, m, k, a, b, c, accumulate) {
+            f32::gemm(n, m, k, a, false, b, false, c, accumulate)
+        }
+    }
     #[inline(always)]
     fn sigmoid(x: f32) -> f32 {
         1.0 / (1.0 + exp_f32(-x))

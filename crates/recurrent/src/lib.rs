@@ -36,6 +36,7 @@ mod fused;
 mod kernels;
 mod pool;
 mod recur;
+mod smallgemm;
 
 pub use cell::{RecurrentCell, RecurrentState};
 pub use cells::{GRUCell, LSTMCell, RNNCell};

@@ -168,3 +168,53 @@ fn unused_steps_and_untracked_inputs() {
         close(&gs[p], &again[p], 1e-6);
     }
 }
+
+#[test]
+fn batch_split_over_threads_matches_steps() {
+    flux_tensor::seed(8);
+    flux_tensor::set_num_threads(2);
+    // 4H(H + in)·N·T above the threading threshold, N = 48 splits as 32 + 16
+    let cell = f64_cell(8, 32);
+    let xs: Vec<Var> = seq(8, Some(48), 70).into_iter().map(|x| param(x.data())).collect();
+    let h0 = param(Tensor::randn(&[32, 48]));
+    let c0 = param(Tensor::randn(&[32, 48]));
+    let mut ps = params![cell.wi(), cell.wh(), cell.b(), &h0, &c0];
+    ps.push(&xs[3]);
+    let w = Var::from(Tensor::randn(&[32, 48]));
+    let fused = gradient_params(
+        || {
+            let ((_, c), ys) = cell.step_seq(&(h0.clone(), c0.clone()), &xs);
+            ys.iter().step_by(7).map(|y| (y * &w).sum()).sum::<Var>() + c.sum()
+        },
+        &ps,
+    );
+    let unrolled = gradient_params(
+        || {
+            let (mut h, mut c) = (h0.clone(), c0.clone());
+            let mut l = Vec::new();
+            for (t, x) in xs.iter().enumerate() {
+                (h, c) = lstm_step(cell.wi(), cell.wh(), cell.b(), &h, &c, x);
+                if t % 7 == 0 {
+                    l.push((&h * &w).sum());
+                }
+            }
+            l.into_iter().sum::<Var>() + c.sum()
+        },
+        &ps,
+    );
+    for p in ps.iter() {
+        close(&fused[p], &unrolled[p], 1e-9);
+    }
+    // f32 through the register-blocked kernel
+    let cell = LSTMCell::new(8, 32);
+    let xs: Vec<Var> = seq(8, Some(48), 70).iter().map(|x| x.to_f32()).collect();
+    let ((h, c), ys) = cell.step_seq(&cell.zero_state(), &xs);
+    let mut s = cell.zero_state();
+    for (x, y) in xs.iter().zip(&ys) {
+        let (s2, y2) = cell.step(&s, x);
+        s = s2;
+        close(y, &y2, 1e-4);
+    }
+    close(&h, &s.0, 1e-4);
+    close(&c, &s.1, 1e-4);
+}
