@@ -45,7 +45,7 @@ fn test() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     step("format", &cargo, &["fmt", "--all", "--", "--check"]);
     step("lint", &cargo, &["clippy", "--workspace", "--all-targets", "--release", "--", "-D", "warnings"]);
-    step("tests", &cargo, &["test", "--workspace", "--release"]);
+    step("tests", &cargo, &["test", "--workspace", "--release", "--no-fail-fast"]);
     println!("==> gradcheck");
     let failed = gradcheck::run(None);
     if failed > 0 {
