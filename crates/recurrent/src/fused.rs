@@ -201,10 +201,11 @@ impl LstmSeq {
         let mut cur = pool::take::<E>(n * k);
         let mut next = pool::take::<E>(n * k);
         transpose(&h0[hs * n0..hs * (n0 + n)], hs, n, &mut cur[n * is..]);
+        let w = E::prepare(w_cat, k, 4 * hs, n);
         for t in 0..t_n {
             transpose(&x[is * (nb * t + n0)..][..is * n], is, n, &mut cur[..n * is]);
             let g = &mut gates[t * 4 * hn..(t + 1) * 4 * hn];
-            E::step_gemm(n, 4 * hs, k, &cur, w_cat, g, false);
+            E::step_gemm(n, &w, &cur, g, false);
             let (c_prev, c_next) = cs[t * hn..(t + 2) * hn].split_at_mut(hn);
             let step = StepForward { g, b, c_prev, c: c_next, tc: &mut tcs[t * hn..(t + 1) * hn], h: &mut next[n * is..] };
             gates_forward(step, hs, n);
@@ -295,6 +296,7 @@ impl LstmSeq {
         if let Some(d) = dys[t_n] {
             transpose(&d[hs * n0..hs * (n0 + n)], hs, n, &mut dc);
         }
+        let w = E::prepare(wh, 4 * hs, hs, n);
         for t in (0..t_n).rev() {
             if let Some(d) = dys[t] {
                 let d = &d[hs * n0..hs * (n0 + n)];
@@ -308,7 +310,7 @@ impl LstmSeq {
             transpose(&dz_t, n, 4 * hs, dz[t]);
             if t > 0 || self.need_h0 {
                 // [n, H] = dz_t · Wh
-                E::step_gemm(n, hs, 4 * hs, &dz_t, wh, &mut dh, false);
+                E::step_gemm(n, &w, &dz_t, &mut dh, false);
             }
         }
         if self.need_h0 {

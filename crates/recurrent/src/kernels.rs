@@ -3,15 +3,31 @@
 //! and f64, with no allocation. f32 uses branch-free `exp`-based sigmoid and tanh that the
 //! compiler vectorises (about 1 ulp of `exp`); f64 uses the standard library.
 
+use std::borrow::Cow;
+
 use flux_tensor::GemmElement;
+
+/// The weight of the per-step products, prepared once per sequence by [`Kern::prepare`].
+pub(crate) struct StepMatrix<'a, E: Clone> {
+    k: usize,
+    m: usize,
+    data: Cow<'a, [E]>,
+    /// Packed for [`crate::smallgemm`].
+    packed: bool,
+}
 
 /// Element types the fused kernels run on.
 pub(crate) trait Kern: GemmElement {
-    /// `c = a · b` (or `+=`) for the per-step products: `a` is `[n, k]`, `b` `[k, m]`, `c`
-    /// `[n, m]`, all column-major. A register-blocked kernel that reads `b` unpacked where it
-    /// applies (f32, AVX-512, `n` a multiple of 16), the general GEMM otherwise.
-    fn step_gemm(n: usize, m: usize, k: usize, a: &[Self], b: &[Self], c: &mut [Self], accumulate: bool) {
-        Self::gemm(n, m, k, a, false, b, false, c, accumulate)
+    /// Prepares the weight `b` (`[k, m]`) of the per-step products of a batch of `n`: packed
+    /// for the register-blocked kernel where it applies (f32, AVX-512, `n` a multiple of 16),
+    /// borrowed as it is otherwise.
+    fn prepare(b: &[Self], k: usize, m: usize, _n: usize) -> StepMatrix<'_, Self> {
+        StepMatrix { k, m, data: Cow::Borrowed(b), packed: false }
+    }
+    /// `c = a · b` (or `+=`) for the per-step products: `a` is `[n, k]`, `c` `[n, m]`,
+    /// column-major, `b` from [`Kern::prepare`].
+    fn step_gemm(n: usize, b: &StepMatrix<'_, Self>, a: &[Self], c: &mut [Self], accumulate: bool) {
+        Self::gemm(n, b.m, b.k, a, false, &b.data, false, c, accumulate)
     }
     fn sigmoid(x: Self) -> Self;
     fn tanh_k(x: Self) -> Self;
@@ -50,9 +66,18 @@ fn exp_f32(x: f32) -> f32 {
 }
 
 impl Kern for f32 {
-    fn step_gemm(n: usize, m: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
-        if !crate::smallgemm::gemm_f32(n, m, k, a, b, c, accumulate) {
-            f32::gemm(n, m, k, a, false, b, false, c, accumulate)
+    fn prepare(b: &[f32], k: usize, m: usize, n: usize) -> StepMatrix<'_, f32> {
+        if crate::smallgemm::usable(n) {
+            StepMatrix { k, m, data: Cow::Owned(crate::smallgemm::pack(b, k, m)), packed: true }
+        } else {
+            StepMatrix { k, m, data: Cow::Borrowed(b), packed: false }
+        }
+    }
+    fn step_gemm(n: usize, b: &StepMatrix<'_, f32>, a: &[f32], c: &mut [f32], accumulate: bool) {
+        if b.packed {
+            crate::smallgemm::gemm_packed(n, b.m, b.k, a, &b.data, c, accumulate)
+        } else {
+            f32::gemm(n, b.m, b.k, a, false, &b.data, false, c, accumulate)
         }
     }
     #[inline(always)]
