@@ -1,7 +1,7 @@
 //! A GEMM for the per-step products of the fused LSTM: `C[N, m] = A[N, k] · B[k, m]` with a
 //! small batch `N` (a multiple of 16), `A` (`[x_tᵀ | h_{t-1}ᵀ]` or `dz_t`) small enough to stay
 //! in L1/L2 and `B` (the weights) packed once per sequence, not per call: the general GEMM packs the whole weight matrix on every call, which for these shapes costs as
-//! much as the product. The weights are packed once per sequence instead. f32 with AVX-512 and FMA only; the caller falls back to the general
+//! much as the product. The weights are packed once per sequence instead. f32 with AVX-512 only; the caller falls back to the general
 //! GEMM elsewhere.
 
 /// Columns of `B` per packed panel (and per register tile).
@@ -11,7 +11,7 @@ const PANEL: usize = 12;
 pub(crate) fn usable(n: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        n > 0 && n % 16 == 0 && std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma")
+        n > 0 && n % 16 == 0 && std::is_x86_feature_detected!("avx512f")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -43,65 +43,226 @@ pub(crate) fn gemm_packed(n: usize, m: usize, k: usize, a: &[f32], packed: &[f32
     assert!(usable(n), "small gemm: unsupported shape or CPU");
     assert!(a.len() >= n * k && packed.len() >= m.div_ceil(PANEL) * k * PANEL && c.len() >= n * m, "small gemm: operand too small");
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `usable` checked that the CPU has AVX-512F and FMA.
+    // SAFETY: `usable` checked that the CPU has AVX-512F.
     unsafe {
         gemm_avx512(n, m, k, a, packed, c, accumulate)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
+#[target_feature(enable = "avx512f")]
 unsafe fn gemm_avx512(n: usize, m: usize, k: usize, a: &[f32], packed: &[f32], c: &mut [f32], accumulate: bool) {
     for panel in 0..m.div_ceil(PANEL) {
         let bp = &packed[panel * k * PANEL..][..k * PANEL];
         let mut r0 = 0;
         while r0 < n {
             if n - r0 >= 32 {
-                // SAFETY: this function's own target features are the tile's.
-                unsafe { tile::<2>(r0, panel * PANEL, n, m, k, a, bp, c, accumulate) };
+                tile::<2>(r0, panel * PANEL, n, m, k, a, bp, c, accumulate);
                 r0 += 32;
             } else {
-                // SAFETY: as above.
-                unsafe { tile::<1>(r0, panel * PANEL, n, m, k, a, bp, c, accumulate) };
+                tile::<1>(r0, panel * PANEL, n, m, k, a, bp, c, accumulate);
                 r0 += 16;
             }
         }
     }
 }
 
-/// One `16R × PANEL` tile of `C`, accumulated in `R × PANEL` registers over the whole `k`: per
-/// row step, `R` loads of `a`, `PANEL` broadcasts of `B` at fixed offsets and `R × PANEL` FMAs.
+/// One `16R × PANEL` tile of `C`, accumulated in registers over the whole `k` (the loop is in
+/// assembly: AVX-512 intrinsics need a newer Rust than the workspace's minimum).
 #[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn tile<const R: usize>(r0: usize, j0: usize, n: usize, m: usize, k: usize, a: &[f32], bp: &[f32], c: &mut [f32], accumulate: bool) {
-    use std::arch::x86_64::{__m512, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps};
-    // SAFETY (whole body): every pointer comes from a slice re-sliced to exactly the 16·R or
-    // PANEL elements read or written, and the CPU has AVX-512F and FMA (the caller's contract).
+#[inline(always)]
+fn tile<const R: usize>(r0: usize, j0: usize, n: usize, m: usize, k: usize, a: &[f32], bp: &[f32], c: &mut [f32], accumulate: bool) {
+    let mut out = [0.0f32; 32 * PANEL];
+    if k > 0 {
+        let a = &a[r0..r0 + n * (k - 1) + 16 * R];
+        let bp = &bp[..k * PANEL];
+        // SAFETY: `a` holds k columns of 16R floats n floats apart, `bp` 12k floats, `out`
+        // 32·12 ≥ 16R·12 floats; the caller (`gemm_avx512`) runs only with AVX-512F.
+        unsafe {
+            if R == 2 {
+                kloop_r2(a.as_ptr(), n * 4, bp.as_ptr(), k, out.as_mut_ptr());
+            } else {
+                kloop_r1(a.as_ptr(), n * 4, bp.as_ptr(), k, out.as_mut_ptr());
+            }
+        }
+    }
+    for q in 0..PANEL.min(m - j0) {
+        let cc = &mut c[r0 + n * (j0 + q)..][..16 * R];
+        let acc = &out[q * 16 * R..][..16 * R];
+        for (d, &v) in cc.iter_mut().zip(acc) {
+            *d = if accumulate { *d + v } else { v };
+        }
+    }
+}
+
+/// The `k` loop of a `32 × 12` tile in AVX-512 assembly: 24 accumulators, 2 vector
+/// load(s) of `a` and 12 broadcast FMAs per row step; the accumulators are stored to `out`
+/// (`[16·2, 12]`, column-major).
+///
+/// # Safety
+/// The CPU has AVX-512F; `a` points at `k` columns of 32 floats `a_stride` bytes apart, `b` at
+/// `12·k` floats, `out` at 384 writable floats, and `k > 0`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kloop_r2(a: *const f32, a_stride: usize, b: *const f32, k: usize, out: *mut f32) {
+    // SAFETY: the caller's contract; the block reads only `a`, `b` in those bounds and writes
+    // only `out`, and declares every vector register it uses.
     unsafe {
-        let mut acc: [[__m512; R]; PANEL] = [[_mm512_setzero_ps(); R]; PANEL];
-        for p in 0..k {
-            let ap = &a[r0 + n * p..][..16 * R];
-            let row = &bp[p * PANEL..][..PANEL];
-            let mut av: [__m512; R] = [_mm512_setzero_ps(); R];
-            for (rr, v) in av.iter_mut().enumerate() {
-                *v = _mm512_loadu_ps(ap.as_ptr().add(rr * 16));
-            }
-            for q in 0..PANEL {
-                let b = _mm512_set1_ps(row[q]);
-                for rr in 0..R {
-                    acc[q][rr] = _mm512_fmadd_ps(av[rr], b, acc[q][rr]);
-                }
-            }
-        }
-        for q in 0..PANEL.min(m - j0) {
-            let cc = &mut c[r0 + n * (j0 + q)..][..16 * R];
-            for rr in 0..R {
-                let dst = cc.as_mut_ptr().add(rr * 16);
-                let v = if accumulate { _mm512_add_ps(_mm512_loadu_ps(dst), acc[q][rr]) } else { acc[q][rr] };
-                _mm512_storeu_ps(dst, v);
-            }
-        }
+        std::arch::asm!(
+            "vpxord zmm0, zmm0, zmm0",
+            "vpxord zmm1, zmm1, zmm1",
+            "vpxord zmm2, zmm2, zmm2",
+            "vpxord zmm3, zmm3, zmm3",
+            "vpxord zmm4, zmm4, zmm4",
+            "vpxord zmm5, zmm5, zmm5",
+            "vpxord zmm6, zmm6, zmm6",
+            "vpxord zmm7, zmm7, zmm7",
+            "vpxord zmm8, zmm8, zmm8",
+            "vpxord zmm9, zmm9, zmm9",
+            "vpxord zmm10, zmm10, zmm10",
+            "vpxord zmm11, zmm11, zmm11",
+            "vpxord zmm12, zmm12, zmm12",
+            "vpxord zmm13, zmm13, zmm13",
+            "vpxord zmm14, zmm14, zmm14",
+            "vpxord zmm15, zmm15, zmm15",
+            "vpxord zmm16, zmm16, zmm16",
+            "vpxord zmm17, zmm17, zmm17",
+            "vpxord zmm18, zmm18, zmm18",
+            "vpxord zmm19, zmm19, zmm19",
+            "vpxord zmm20, zmm20, zmm20",
+            "vpxord zmm21, zmm21, zmm21",
+            "vpxord zmm22, zmm22, zmm22",
+            "vpxord zmm23, zmm23, zmm23",
+            "2:",
+            "vmovups zmm24, [{a}]",
+            "vmovups zmm25, [{a} + 64]",
+            "vfmadd231ps zmm0, zmm24, dword ptr [{b}]{{1to16}}",
+            "vfmadd231ps zmm1, zmm25, dword ptr [{b}]{{1to16}}",
+            "vfmadd231ps zmm2, zmm24, dword ptr [{b} + 4]{{1to16}}",
+            "vfmadd231ps zmm3, zmm25, dword ptr [{b} + 4]{{1to16}}",
+            "vfmadd231ps zmm4, zmm24, dword ptr [{b} + 8]{{1to16}}",
+            "vfmadd231ps zmm5, zmm25, dword ptr [{b} + 8]{{1to16}}",
+            "vfmadd231ps zmm6, zmm24, dword ptr [{b} + 12]{{1to16}}",
+            "vfmadd231ps zmm7, zmm25, dword ptr [{b} + 12]{{1to16}}",
+            "vfmadd231ps zmm8, zmm24, dword ptr [{b} + 16]{{1to16}}",
+            "vfmadd231ps zmm9, zmm25, dword ptr [{b} + 16]{{1to16}}",
+            "vfmadd231ps zmm10, zmm24, dword ptr [{b} + 20]{{1to16}}",
+            "vfmadd231ps zmm11, zmm25, dword ptr [{b} + 20]{{1to16}}",
+            "vfmadd231ps zmm12, zmm24, dword ptr [{b} + 24]{{1to16}}",
+            "vfmadd231ps zmm13, zmm25, dword ptr [{b} + 24]{{1to16}}",
+            "vfmadd231ps zmm14, zmm24, dword ptr [{b} + 28]{{1to16}}",
+            "vfmadd231ps zmm15, zmm25, dword ptr [{b} + 28]{{1to16}}",
+            "vfmadd231ps zmm16, zmm24, dword ptr [{b} + 32]{{1to16}}",
+            "vfmadd231ps zmm17, zmm25, dword ptr [{b} + 32]{{1to16}}",
+            "vfmadd231ps zmm18, zmm24, dword ptr [{b} + 36]{{1to16}}",
+            "vfmadd231ps zmm19, zmm25, dword ptr [{b} + 36]{{1to16}}",
+            "vfmadd231ps zmm20, zmm24, dword ptr [{b} + 40]{{1to16}}",
+            "vfmadd231ps zmm21, zmm25, dword ptr [{b} + 40]{{1to16}}",
+            "vfmadd231ps zmm22, zmm24, dword ptr [{b} + 44]{{1to16}}",
+            "vfmadd231ps zmm23, zmm25, dword ptr [{b} + 44]{{1to16}}",
+            "add {a}, {s}",
+            "add {b}, 48",
+            "dec {k}",
+            "jnz 2b",
+            "vmovups [{o}], zmm0",
+            "vmovups [{o} + 64], zmm1",
+            "vmovups [{o} + 128], zmm2",
+            "vmovups [{o} + 192], zmm3",
+            "vmovups [{o} + 256], zmm4",
+            "vmovups [{o} + 320], zmm5",
+            "vmovups [{o} + 384], zmm6",
+            "vmovups [{o} + 448], zmm7",
+            "vmovups [{o} + 512], zmm8",
+            "vmovups [{o} + 576], zmm9",
+            "vmovups [{o} + 640], zmm10",
+            "vmovups [{o} + 704], zmm11",
+            "vmovups [{o} + 768], zmm12",
+            "vmovups [{o} + 832], zmm13",
+            "vmovups [{o} + 896], zmm14",
+            "vmovups [{o} + 960], zmm15",
+            "vmovups [{o} + 1024], zmm16",
+            "vmovups [{o} + 1088], zmm17",
+            "vmovups [{o} + 1152], zmm18",
+            "vmovups [{o} + 1216], zmm19",
+            "vmovups [{o} + 1280], zmm20",
+            "vmovups [{o} + 1344], zmm21",
+            "vmovups [{o} + 1408], zmm22",
+            "vmovups [{o} + 1472], zmm23",
+            a = inout(reg) a => _,
+            b = inout(reg) b => _,
+            k = inout(reg) k => _,
+            s = in(reg) a_stride,
+            o = in(reg) out,
+            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _, out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _, out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _, out("zmm24") _, out("zmm25") _,
+            options(nostack),
+        );
+    }
+}
+
+/// The `k` loop of a `16 × 12` tile in AVX-512 assembly: 12 accumulators, 1 vector
+/// load(s) of `a` and 12 broadcast FMAs per row step; the accumulators are stored to `out`
+/// (`[16·1, 12]`, column-major).
+///
+/// # Safety
+/// The CPU has AVX-512F; `a` points at `k` columns of 16 floats `a_stride` bytes apart, `b` at
+/// `12·k` floats, `out` at 192 writable floats, and `k > 0`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kloop_r1(a: *const f32, a_stride: usize, b: *const f32, k: usize, out: *mut f32) {
+    // SAFETY: the caller's contract; the block reads only `a`, `b` in those bounds and writes
+    // only `out`, and declares every vector register it uses.
+    unsafe {
+        std::arch::asm!(
+            "vpxord zmm0, zmm0, zmm0",
+            "vpxord zmm1, zmm1, zmm1",
+            "vpxord zmm2, zmm2, zmm2",
+            "vpxord zmm3, zmm3, zmm3",
+            "vpxord zmm4, zmm4, zmm4",
+            "vpxord zmm5, zmm5, zmm5",
+            "vpxord zmm6, zmm6, zmm6",
+            "vpxord zmm7, zmm7, zmm7",
+            "vpxord zmm8, zmm8, zmm8",
+            "vpxord zmm9, zmm9, zmm9",
+            "vpxord zmm10, zmm10, zmm10",
+            "vpxord zmm11, zmm11, zmm11",
+            "2:",
+            "vmovups zmm24, [{a}]",
+            "vfmadd231ps zmm0, zmm24, dword ptr [{b}]{{1to16}}",
+            "vfmadd231ps zmm1, zmm24, dword ptr [{b} + 4]{{1to16}}",
+            "vfmadd231ps zmm2, zmm24, dword ptr [{b} + 8]{{1to16}}",
+            "vfmadd231ps zmm3, zmm24, dword ptr [{b} + 12]{{1to16}}",
+            "vfmadd231ps zmm4, zmm24, dword ptr [{b} + 16]{{1to16}}",
+            "vfmadd231ps zmm5, zmm24, dword ptr [{b} + 20]{{1to16}}",
+            "vfmadd231ps zmm6, zmm24, dword ptr [{b} + 24]{{1to16}}",
+            "vfmadd231ps zmm7, zmm24, dword ptr [{b} + 28]{{1to16}}",
+            "vfmadd231ps zmm8, zmm24, dword ptr [{b} + 32]{{1to16}}",
+            "vfmadd231ps zmm9, zmm24, dword ptr [{b} + 36]{{1to16}}",
+            "vfmadd231ps zmm10, zmm24, dword ptr [{b} + 40]{{1to16}}",
+            "vfmadd231ps zmm11, zmm24, dword ptr [{b} + 44]{{1to16}}",
+            "add {a}, {s}",
+            "add {b}, 48",
+            "dec {k}",
+            "jnz 2b",
+            "vmovups [{o}], zmm0",
+            "vmovups [{o} + 64], zmm1",
+            "vmovups [{o} + 128], zmm2",
+            "vmovups [{o} + 192], zmm3",
+            "vmovups [{o} + 256], zmm4",
+            "vmovups [{o} + 320], zmm5",
+            "vmovups [{o} + 384], zmm6",
+            "vmovups [{o} + 448], zmm7",
+            "vmovups [{o} + 512], zmm8",
+            "vmovups [{o} + 576], zmm9",
+            "vmovups [{o} + 640], zmm10",
+            "vmovups [{o} + 704], zmm11",
+            a = inout(reg) a => _,
+            b = inout(reg) b => _,
+            k = inout(reg) k => _,
+            s = in(reg) a_stride,
+            o = in(reg) out,
+            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _, out("zmm24") _,
+            options(nostack),
+        );
     }
 }
 
