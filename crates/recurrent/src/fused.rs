@@ -1,19 +1,23 @@
 //! The fused LSTM sequence path.
 //!
-//! One [`CustomOp`] (`LstmSeq`) runs a whole sequence: the input projection of every step in one
-//! GEMM (`Wi · [x_1 … x_T]`), then per step one GEMM (`+= Wh · h_{t-1}`) and one fused gate
-//! pass. It keeps the activated gates, `c_t`, `tanh(c_t)` and `h_t` of every step for the
-//! backward pass, and returns a one-element token. Each step's `h_t` (and the final `c_T`) is a
-//! tiny `LstmSlot` op on that token which copies the value out; its backward hands the incoming
-//! gradient to the sequence op through a side channel instead of building a dense gradient of
-//! the whole sequence, so a loss over every step costs no more than one over the last.
+//! One [`CustomOp`] (`LstmSeq`) runs a whole sequence. Per step it does one GEMM,
+//! `[x_tᵀ | h_{t-1}ᵀ] · [Wiᵀ; Whᵀ]` (the stacked weights prepared once per sequence: packed for
+//! the register-blocked AVX-512 kernel of [`crate::smallgemm`] in f32, the general GEMM
+//! otherwise), and one fused gate pass computing `i, f, g, o`, `c_t`, `tanh(c_t)`, `h_t`. The
+//! batch is split into two parts on two threads when it is large enough (the sequences of a
+//! batch are independent, so the threads never wait on each other). It keeps the activated
+//! gates, `c_t`, `tanh(c_t)` and `h_t` of every step for the backward pass, and returns a
+//! one-element token. Each step's `h_t` (and the final `c_T`) is a tiny `LstmSlot` op on that
+//! token which copies the value out; its backward hands the incoming gradient to the sequence
+//! op through a side channel instead of building a dense gradient of the whole sequence, so a
+//! loss over every step costs no more than one over the last.
 //!
-//! The backward of `LstmSeq` then runs backprop through time with raw kernels: per step a fused
-//! gate-backward pass and one GEMM (`Wh' · dz_t`), then three GEMMs over all steps at once
-//! (`dWh`, `dWi`, `dx`). When an outer gradient is recording (a gradient of a gradient), the
-//! inputs or incoming gradients are tracked; the rule then recomputes the sequence with the
-//! differentiable step ([`crate::cells::lstm_step`]) and differentiates that, so higher-order
-//! gradients stay exact.
+//! The backward of `LstmSeq` runs backprop through time with raw kernels (again one thread per
+//! batch part): per step a fused gate-backward pass and one GEMM (`dz_t · Wh`), then three GEMMs
+//! over all steps at once (`dWh`, `dWi`, `dx`). When an outer gradient is recording (a gradient
+//! of a gradient), the inputs or incoming gradients are tracked; the rule then recomputes the
+//! sequence with the differentiable step ([`crate::cells::lstm_step`]) and differentiates that,
+//! so higher-order gradients stay exact.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
