@@ -5,7 +5,7 @@
 //! - Cells, pure step functions `(state, x) -> (state', y)` ([`RecurrentCell`]): [`RNNCell`],
 //!   [`LSTMCell`] (state `(h, c)`), [`GRUCell`], and any closure
 //!   `Fn(&Var, &Var) -> (Var, Var) + Send + Sync` such as the seed's hand-written `rnn`.
-//! - [`Recur`]: a cell made stateful, a [`Layer`]: `forward` runs one step, `forward_seq` a
+//! - [`Recur`]: a cell made stateful, a [`Layer`](flux_layers::Layer): `forward` runs one step, `forward_seq` a
 //!   whole sequence (fused for the LSTM). The state follows the batch size.
 //! - [`RNN`], [`LSTM`], [`GRU`]: `RNN::new(in, out)` builds `Recur(RNNCell(in => out, tanh))`.
 //! - [`reset`] and [`truncate`] (re-exported from `flux-layers`): state back to `init`, or cut
