@@ -25,7 +25,7 @@ use flux_autograd::{gradients, CustomOp, Var};
 use flux_tensor::{DType, Tensor, TensorError};
 
 use crate::cells::lstm_step;
-use crate::kernels::{gates_backward, gates_forward, transpose, StepForward};
+use crate::kernels::{gates_backward, gates_forward, transpose, StepForward, StepMatrix};
 use crate::pool::{self, Pooled};
 
 /// What the forward pass keeps for backward, per element type. The batch is split into parts
@@ -157,30 +157,25 @@ impl LstmSeq {
     fn forward_typed<E: Store>(&self, xs: &[Tensor]) -> Saved<E> {
         let (t_n, n, hs, is) = (self.steps, self.batch, self.hidden, self.input);
         let (wi, wh, b) = (typed::<E>(&xs[0]), typed::<E>(&xs[1]), typed::<E>(&xs[2]));
-        let (nt, hn, k) = (n * t_n, hs * n, is + hs);
+        let (nt, hn) = (n * t_n, hs * n);
         let mut x = pool::take::<E>(is * nt);
         for (t, xt) in xs[5..].iter().enumerate() {
             x[t * is * n..(t + 1) * is * n].copy_from_slice(typed::<E>(xt));
         }
-        // [Wiᵀ; Whᵀ] stacked, [in + H, 4H]: one GEMM per step computes both projections
-        let mut w_cat = pool::take::<E>(k * 4 * hs);
-        let mut wt = pool::take::<E>(4 * hs * hs.max(is));
-        transpose(wi, 4 * hs, is, &mut wt[..4 * hs * is]);
-        for (r, col) in w_cat.chunks_exact_mut(k).enumerate() {
-            col[..is].copy_from_slice(&wt[r * is..(r + 1) * is]);
-        }
-        transpose(wh, 4 * hs, hs, &mut wt[..4 * hs * hs]);
-        for (r, col) in w_cat.chunks_exact_mut(k).enumerate() {
-            col[is..].copy_from_slice(&wt[r * hs..(r + 1) * hs]);
-        }
-        pool::give(wt);
+        let ranges = self.parts();
+        // [Wiᵀ; Whᵀ] stacked, [in + H, 4H]: one GEMM per step computes both projections;
+        // prepared once (a second time only if the parts need different forms)
+        let w0 = E::prepare_stacked(wi, wh, is, hs, ranges[0].1);
+        let w1 = ranges.get(1).filter(|r| E::packs(r.1) != E::packs(ranges[0].1)).map(|r| E::prepare_stacked(wi, wh, is, hs, r.1));
         let mut h_all = pool::take::<E>(hn * (t_n + 1));
         h_all[..hn].copy_from_slice(typed::<E>(&xs[3]));
-        let ranges = self.parts();
         let sizes: Vec<usize> = ranges.iter().map(|&(_, w)| hs * w).collect();
         let views = split_slots(&mut h_all[hn..], hn, &sizes);
         let (h0, c0) = (typed::<E>(&xs[3]), typed::<E>(&xs[4]));
-        let run = |(n0, w): (usize, usize), h_out: Vec<&mut [E]>| self.part_forward(&w_cat, b, &x, h0, c0, n0, w, h_out);
+        let run = |(n0, w): (usize, usize), h_out: Vec<&mut [E]>| {
+            let wm = if n0 > 0 { w1.as_ref().unwrap_or(&w0) } else { &w0 };
+            self.part_forward(wm, b, &x, h0, c0, n0, w, h_out)
+        };
         let parts = std::thread::scope(|sc| {
             let mut views = views.into_iter();
             let first = views.next().expect("one part at least");
@@ -189,12 +184,11 @@ impl LstmSeq {
             parts.extend(others.into_iter().map(|h| h.join().expect("fused LSTM worker panicked")));
             parts
         });
-        pool::give(w_cat);
         Saved { x, hs: h_all, parts }
     }
 
     /// The forward recurrence over batch columns `n0 .. n0 + n`, writing `h_t` into `h_out[t-1]`.
-    fn part_forward<E: Store>(&self, w_cat: &[E], b: &[E], x: &[E], h0: &[E], c0: &[E], n0: usize, n: usize, mut h_out: Vec<&mut [E]>) -> Part<E> {
+    fn part_forward<E: Store>(&self, w: &StepMatrix<'_, E>, b: &[E], x: &[E], h0: &[E], c0: &[E], n0: usize, n: usize, mut h_out: Vec<&mut [E]>) -> Part<E> {
         let (t_n, nb, hs, is) = (self.steps, self.batch, self.hidden, self.input);
         let (hn, k) = (hs * n, is + hs);
         let mut gates = pool::take::<E>(4 * hn * t_n);
@@ -205,11 +199,10 @@ impl LstmSeq {
         let mut cur = pool::take::<E>(n * k);
         let mut next = pool::take::<E>(n * k);
         transpose(&h0[hs * n0..hs * (n0 + n)], hs, n, &mut cur[n * is..]);
-        let w = E::prepare(w_cat, k, 4 * hs, n);
         for t in 0..t_n {
             transpose(&x[is * (nb * t + n0)..][..is * n], is, n, &mut cur[..n * is]);
             let g = &mut gates[t * 4 * hn..(t + 1) * 4 * hn];
-            E::step_gemm(n, &w, &cur, g, false);
+            E::step_gemm(n, w, &cur, g, false);
             let (c_prev, c_next) = cs[t * hn..(t + 2) * hn].split_at_mut(hn);
             let step = StepForward { g, b, c_prev, c: c_next, tc: &mut tcs[t * hn..(t + 1) * hn], h: &mut next[n * is..] };
             gates_forward(step, hs, n);

@@ -24,6 +24,15 @@ pub(crate) trait Kern: GemmElement {
     fn prepare(b: &[Self], k: usize, m: usize, _n: usize) -> StepMatrix<'_, Self> {
         StepMatrix { k, m, data: Cow::Borrowed(b), packed: false }
     }
+    /// The stacked LSTM weight `[Wiᵀ; Whᵀ]` (`[in + H, 4H]`) of the per-step products of a
+    /// batch of `n`, prepared as [`Kern::prepare`] would (packed for the f32 kernel).
+    fn prepare_stacked(wi: &[Self], wh: &[Self], is: usize, hs: usize, _n: usize) -> StepMatrix<'static, Self> {
+        StepMatrix { k: is + hs, m: 4 * hs, data: Cow::Owned(stacked(wi, wh, is, hs)), packed: false }
+    }
+    /// Whether [`Kern::prepare`] packs for a batch of `n`.
+    fn packs(_n: usize) -> bool {
+        false
+    }
     /// `c = a · b` (or `+=`) for the per-step products: `a` is `[n, k]`, `c` `[n, m]`,
     /// column-major, `b` from [`Kern::prepare`].
     fn step_gemm(n: usize, b: &StepMatrix<'_, Self>, a: &[Self], c: &mut [Self], accumulate: bool) {
@@ -42,6 +51,21 @@ impl Kern for f64 {
     fn tanh_k(x: f64) -> f64 {
         x.tanh()
     }
+}
+
+/// `[Wiᵀ; Whᵀ]`, `[in + H, 4H]` column-major, from `Wi: [4H, in]` and `Wh: [4H, H]`.
+fn stacked<E: GemmElement>(wi: &[E], wh: &[E], is: usize, hs: usize) -> Vec<E> {
+    let (k, m) = (is + hs, 4 * hs);
+    let mut out = vec![E::ZERO; k * m];
+    for (j, col) in out.chunks_exact_mut(k).enumerate() {
+        for p in 0..is {
+            col[p] = wi[j + m * p];
+        }
+        for p in 0..hs {
+            col[is + p] = wh[j + m * p];
+        }
+    }
+    out
 }
 
 /// `e^x` for f32 without branches (Cephes' polynomial on `[-ln2/2, ln2/2]` and an exponent
@@ -66,6 +90,17 @@ fn exp_f32(x: f32) -> f32 {
 }
 
 impl Kern for f32 {
+    fn prepare_stacked(wi: &[f32], wh: &[f32], is: usize, hs: usize, n: usize) -> StepMatrix<'static, f32> {
+        let (k, m) = (is + hs, 4 * hs);
+        if crate::smallgemm::usable(n) {
+            StepMatrix { k, m, data: Cow::Owned(crate::smallgemm::pack_stacked(wi, wh, is, hs)), packed: true }
+        } else {
+            StepMatrix { k, m, data: Cow::Owned(stacked(wi, wh, is, hs)), packed: false }
+        }
+    }
+    fn packs(n: usize) -> bool {
+        crate::smallgemm::usable(n)
+    }
     fn prepare(b: &[f32], k: usize, m: usize, n: usize) -> StepMatrix<'_, f32> {
         if crate::smallgemm::usable(n) {
             StepMatrix { k, m, data: Cow::Owned(crate::smallgemm::pack(b, k, m)), packed: true }
