@@ -7,7 +7,7 @@
 //! starting near `ln(vocab)`), then a sample of generated text.
 //!
 //! ```text
-//! cargo run --release --example char_lstm -p flux            # about a minute and a half on 2 cores
+//! cargo run --release --example char_lstm -p flux            # under a minute on 2 cores
 //! cargo run --release --example char_lstm -p flux -- 6000    # more steps, better text
 //! ```
 
