@@ -143,7 +143,7 @@ fn cell_27_to_30_sequences_truncate_reset() {
     let m51 = chain![LSTM::new(10, 15), Dense::new(15, 5, identity)];
     let ys = m51.forward_seq(&seq);
     assert_eq!(ys.len(), 10);
-    assert!(ys.iter().all(|y| y.shape() == &[5] && y.is_tracked()));
+    assert!(ys.iter().all(|y| y.shape() == [5] && y.is_tracked()));
     reset(&m51);
     let stepped: Vec<Var> = seq.iter().map(|x| m51.forward(x)).collect();
     for (a, b) in ys.iter().zip(&stepped) {

@@ -310,75 +310,6 @@ fn batched(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn naive(a: &Tensor, b: &Tensor) -> Vec<f64> {
-        let (m, k) = (a.shape()[0], a.shape()[1]);
-        let n = b.shape()[1];
-        let mut c = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                for p in 0..k {
-                    c[i + j * m] += a.get(&[i, p]) * b.get(&[p, j]);
-                }
-            }
-        }
-        c
-    }
-
-    proptest! {
-        #[test]
-        fn matmul_matches_naive(m in 1usize..40, k in 0usize..40, n in 1usize..40, ta: bool, tb: bool, f32_: bool) {
-            let mut a = if ta { Tensor::randn(&[k, m]) } else { Tensor::randn(&[m, k]) };
-            let mut b = if tb { Tensor::randn(&[n, k]) } else { Tensor::randn(&[k, n]) };
-            if f32_ { a = a.to_f32(); b = b.to_f32(); }
-            let got = a.matmul_t(&b, ta, tb);
-            let (ea, eb) = (if ta { a.transpose() } else { a.clone() }, if tb { b.transpose() } else { b.clone() });
-            let want = naive(&ea, &eb);
-            let tol = if f32_ { 1e-4 } else { 1e-10 };
-            for (g, w) in got.to_vec().iter().zip(&want) {
-                prop_assert!((g - w).abs() <= tol * (1.0 + w.abs()), "{} vs {}", g, w);
-            }
-        }
-    }
-
-    #[test]
-    fn large_parallel_product_matches_portable() {
-        for &n in &[97usize, 200] {
-            let a = Tensor::randn(&[n, n + 3]).to_f32();
-            let b = Tensor::randn(&[n + 3, n - 1]).to_f32();
-            let got = a.matmul(&b);
-            let mut want = vec![0.0f32; n * (n - 1)];
-            gemm_portable(n, n - 1, n + 3, a.as_slice::<f32>().unwrap(), false, b.as_slice::<f32>().unwrap(), false, &mut want);
-            for (g, w) in got.to_vec_f32().iter().zip(&want) {
-                assert!((g - w).abs() <= 1e-3 * (1.0 + w.abs()));
-            }
-        }
-    }
-
-    #[test]
-    fn vector_and_batch_shapes() {
-        let w = Tensor::randn(&[3, 4]);
-        assert_eq!(w.matmul(&Tensor::randn(&[4])).shape(), &[3]);
-        assert_eq!(w.matmul(&Tensor::randn(&[4, 5, 2])).shape(), &[3, 5, 2]);
-        let a = Tensor::randn(&[2, 3, 4]);
-        let b = Tensor::randn(&[3, 5, 4]);
-        let c = a.matmul(&b);
-        assert_eq!(c.shape(), &[2, 5, 4]);
-        let slice = |t: &Tensor, i: usize| t.select(2, i);
-        assert!(c.select(2, 1).allclose(&slice(&a, 1).matmul(&slice(&b, 1)), 1e-12, 1e-12));
-    }
-
-    #[test]
-    fn mismatch_is_an_error_naming_shapes() {
-        let e = Tensor::zeros(&[2, 3]).try_matmul(&Tensor::zeros(&[4, 2])).unwrap_err().to_string();
-        assert!(e.contains("matmul") && e.contains("[2, 3]") && e.contains("[4, 2]") && e.contains("3 vs 4"), "{e}");
-    }
-}
-
 impl Tensor {
     /// Batched `op(a_i) · op(b_i)` over the last dimension of two rank-3 tensors, where `op`
     /// transposes each `[rows, cols]` slice when its flag is set (no copies).
@@ -473,5 +404,74 @@ impl Tensor {
             T::gemm(m, n, k, wv, false, xv, false, &mut c, true);
             Tensor::from_typed(c, shape)
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn naive(a: &Tensor, b: &Tensor) -> Vec<f64> {
+        let (m, k) = (a.shape()[0], a.shape()[1]);
+        let n = b.shape()[1];
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    c[i + j * m] += a.get(&[i, p]) * b.get(&[p, j]);
+                }
+            }
+        }
+        c
+    }
+
+    proptest! {
+        #[test]
+        fn matmul_matches_naive(m in 1usize..40, k in 0usize..40, n in 1usize..40, ta: bool, tb: bool, f32_: bool) {
+            let mut a = if ta { Tensor::randn(&[k, m]) } else { Tensor::randn(&[m, k]) };
+            let mut b = if tb { Tensor::randn(&[n, k]) } else { Tensor::randn(&[k, n]) };
+            if f32_ { a = a.to_f32(); b = b.to_f32(); }
+            let got = a.matmul_t(&b, ta, tb);
+            let (ea, eb) = (if ta { a.transpose() } else { a.clone() }, if tb { b.transpose() } else { b.clone() });
+            let want = naive(&ea, &eb);
+            let tol = if f32_ { 1e-4 } else { 1e-10 };
+            for (g, w) in got.to_vec().iter().zip(&want) {
+                prop_assert!((g - w).abs() <= tol * (1.0 + w.abs()), "{} vs {}", g, w);
+            }
+        }
+    }
+
+    #[test]
+    fn large_parallel_product_matches_portable() {
+        for &n in &[97usize, 200] {
+            let a = Tensor::randn(&[n, n + 3]).to_f32();
+            let b = Tensor::randn(&[n + 3, n - 1]).to_f32();
+            let got = a.matmul(&b);
+            let mut want = vec![0.0f32; n * (n - 1)];
+            gemm_portable(n, n - 1, n + 3, a.as_slice::<f32>().unwrap(), false, b.as_slice::<f32>().unwrap(), false, &mut want);
+            for (g, w) in got.to_vec_f32().iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-3 * (1.0 + w.abs()));
+            }
+        }
+    }
+
+    #[test]
+    fn vector_and_batch_shapes() {
+        let w = Tensor::randn(&[3, 4]);
+        assert_eq!(w.matmul(&Tensor::randn(&[4])).shape(), &[3]);
+        assert_eq!(w.matmul(&Tensor::randn(&[4, 5, 2])).shape(), &[3, 5, 2]);
+        let a = Tensor::randn(&[2, 3, 4]);
+        let b = Tensor::randn(&[3, 5, 4]);
+        let c = a.matmul(&b);
+        assert_eq!(c.shape(), &[2, 5, 4]);
+        let slice = |t: &Tensor, i: usize| t.select(2, i);
+        assert!(c.select(2, 1).allclose(&slice(&a, 1).matmul(&slice(&b, 1)), 1e-12, 1e-12));
+    }
+
+    #[test]
+    fn mismatch_is_an_error_naming_shapes() {
+        let e = Tensor::zeros(&[2, 3]).try_matmul(&Tensor::zeros(&[4, 2])).unwrap_err().to_string();
+        assert!(e.contains("matmul") && e.contains("[2, 3]") && e.contains("[4, 2]") && e.contains("3 vs 4"), "{e}");
     }
 }

@@ -134,5 +134,5 @@ impl flux_autograd::CustomOp for Cube {
 }
 
 fn cube(x: &Var) -> Var {
-    Var::custom(std::sync::Arc::new(Cube), &[x.clone()]).expect("cube")
+    Var::custom(std::sync::Arc::new(Cube), std::slice::from_ref(x)).expect("cube")
 }

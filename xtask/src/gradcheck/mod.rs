@@ -9,6 +9,9 @@ mod recurrent;
 use flux_autograd::{gradcheck2_with, gradcheck_with, GradcheckConfig, Var};
 use flux_tensor::Tensor;
 
+/// A function of the inputs under test.
+pub type CaseFn = Box<dyn Fn(&[Var]) -> Var>;
+
 /// One function to check at one point.
 pub struct Case {
     /// The op (or layer) under test; the summary counts distinct names.
@@ -16,7 +19,7 @@ pub struct Case {
     /// What distinguishes this case from others of the same op (shapes, broadcasting, ...).
     pub what: String,
     /// The function of the inputs.
-    pub f: Box<dyn Fn(&[Var]) -> Var>,
+    pub f: CaseFn,
     /// Where to check it (converted to f64).
     pub inputs: Vec<Tensor>,
     /// Also check the gradient of the gradient.
