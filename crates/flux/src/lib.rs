@@ -1,14 +1,45 @@
-//! # flux
+//! # flux: Flux.jl in Rust
 //!
-//! Flux.jl rebuilt in Rust. `use flux::prelude::*;` brings every name a model needs.
+//! Start here. `use flux::prelude::*;` brings every name a model needs; the rest of this page
+//! says where each piece lives.
 //!
 //! ```
 //! use flux::prelude::*;
+//!
+//! // Derivatives that nest (the seed notebook's first cells).
 //! let f = |x: &Var| 3.0 * x.powi(2) + 2.0 * x + 1.0;
 //! let df = |x: &Var| gradient(f, x);
 //! assert_eq!(df(&Var::scalar(2.0)).item(), 14.0);
 //! assert_eq!(gradient(df, &Var::scalar(2.0)).item(), 6.0);
+//!
+//! // A model, a loss, one optimiser step.
+//! flux::seed(1);
+//! let model = chain![Dense::new(10, 5, sigmoid), Dense::new(5, 2, identity), softmax];
+//! let (x, y) = (Var::from(Tensor::rand(&[10, 8])), Var::from(onehotbatch(&[0, 1, 1, 0, 1, 0, 0, 1], 2)));
+//! let ps = params(&model);
+//! let loss = || crossentropy(&model.forward(&x), &y);
+//! let before = loss().item();
+//! let mut opt = Adam::new(0.01);
+//! for _ in 0..20 {
+//!     let gs = gradient_params(loss, &ps);
+//!     opt.update(&ps, &gs);
+//! }
+//! assert!(loss().item() < before);
 //! ```
+//!
+//! ## Where things are
+//!
+//! | module | crate | what |
+//! |---|---|---|
+//! | [`tensor`] | flux-tensor | [`Tensor`](tensor::Tensor): column-major f32/f64 arrays, Julia broadcasting, GEMM, reductions, shape ops |
+//! | [`autograd`] | flux-autograd | [`Var`](autograd::Var), [`gradient`](autograd::gradient), [`gradient_params`](autograd::gradient_params), `Params`/`Grads`, `update`, custom ops, `gradcheck` |
+//! | [`layers`] | flux-layers | the [`Layer`](layers::Layer) trait, `Dense`, `Chain`/`chain!`, activations, losses, normalisation, `save_state`/`load_state` |
+//! | [`recurrent`] | flux-recurrent | `RNNCell`/`LSTMCell`/`GRUCell`, `Recur`, `RNN`/`LSTM`/`GRU`, `reset`, `truncate` |
+//! | [`optim`] | flux-optim | `Adam` and the other rules, `OptimiserChain`, `train`, `DataLoader` |
+//!
+//! Each crate is usable on its own; this one re-exports them and adds the [`prelude`] and
+//! [`seed`]. The repository's `docs/guide.md` walks through the library in the order of the
+//! seed notebook, and `cargo run --release --example tutorial` runs that notebook cell by cell.
 
 pub use flux_autograd as autograd;
 pub use flux_layers as layers;
@@ -18,7 +49,14 @@ pub use flux_tensor as tensor;
 
 pub use flux_tensor::seed;
 
-/// Everything the seed tutorial uses, in one import.
+/// Everything the seed tutorial uses, in one import: the tensor and autograd names, and every
+/// public name of the layers, recurrent and optim crates.
+///
+/// ```
+/// use flux::prelude::*;
+/// let m = RNN::new(10, 5);
+/// assert_eq!(m.to_string(), "Recur(RNNCell(10 => 5, tanh))");
+/// ```
 pub mod prelude {
     pub use flux_autograd::{
         gradcheck, gradcheck2, gradient, gradient_nested, gradient_params, gradients, in_gradient, no_grad, param, params, try_update, update, AutogradError,
