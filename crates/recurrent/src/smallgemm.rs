@@ -1,8 +1,8 @@
 //! A GEMM for the per-step products of the fused LSTM: `C[N, m] = A[N, k] · B[k, m]` with a
-//! small batch `N` (a multiple of 16), `A` (`[x_tᵀ | h_{t-1}ᵀ]` or `dz_t`) small enough to stay
-//! in L1/L2 and `B` (the weights) packed once per sequence, not per call: the general GEMM packs the whole weight matrix on every call, which for these shapes costs as
-//! much as the product. The weights are packed once per sequence instead. f32 with AVX-512 only; the caller falls back to the general
-//! GEMM elsewhere.
+//! small batch `N` (a multiple of 16) and `A` (`[x_tᵀ | h_{t-1}ᵀ]` or `dz_t`) small enough to
+//! stay in L1/L2. The general GEMM packs the whole weight matrix on every call, which for these
+//! shapes costs as much as the product; here `B` (the weights) is packed once per sequence.
+//! f32 with AVX-512 only; the caller falls back to the general GEMM elsewhere.
 
 /// Columns of `B` per packed panel (and per register tile).
 const PANEL: usize = 12;
