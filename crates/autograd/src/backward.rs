@@ -14,10 +14,14 @@ use crate::tape;
 use crate::value::Value;
 use crate::var::Var;
 
-/// Nodes on some path from `root` to a target, inputs before outputs, and which node ids are
-/// on such a path.
-fn topo(root: &Var, targets: &IdSet) -> (Vec<Var>, IdMap<bool>) {
-    let mut relevant: IdMap<bool> = IdMap::default();
+/// Where a node stands in the sort: on a path to a target (with its position in the order),
+/// or not.
+type Positions = IdMap<Option<u32>>;
+
+/// Nodes on some path from `root` to a target, inputs before outputs, and each visited node's
+/// position in that order (`None` for nodes on no such path).
+fn topo(root: &Var, targets: &IdSet) -> (Vec<Var>, Positions) {
+    let mut pos: Positions = IdMap::default();
     let mut order = Vec::new();
     let mut stack: Vec<(Var, bool)> = vec![(root.clone(), false)];
     while let Some((v, expanded)) = stack.pop() {
@@ -25,19 +29,19 @@ fn topo(root: &Var, targets: &IdSet) -> (Vec<Var>, IdMap<bool>) {
         if expanded {
             let mut r = false;
             if let Some(op) = v.op() {
-                op.for_each_input(|x| r |= relevant.get(&x.id()).copied().unwrap_or(false));
+                op.for_each_input(|x| r |= matches!(pos.get(&x.id()), Some(Some(_))));
             }
-            relevant.insert(id, r);
+            pos.insert(id, r.then_some(order.len() as u32));
             if r {
                 order.push(v);
             }
             continue;
         }
-        if relevant.contains_key(&id) {
+        if pos.contains_key(&id) {
             continue;
         }
         if targets.contains(&id) {
-            relevant.insert(id, true);
+            pos.insert(id, Some(order.len() as u32));
             order.push(v);
             continue;
         }
@@ -45,54 +49,51 @@ fn topo(root: &Var, targets: &IdSet) -> (Vec<Var>, IdMap<bool>) {
             Some(op) if v.is_tracked() => {
                 stack.push((v.clone(), true));
                 op.for_each_input(|x| {
-                    if x.is_tracked() && !relevant.contains_key(&x.id()) {
+                    if x.is_tracked() && !pos.contains_key(&x.id()) {
                         stack.push((x.clone(), false));
                     }
                 });
             }
             _ => {
-                relevant.insert(id, false);
+                pos.insert(id, None);
             }
         }
     }
-    (order, relevant)
+    (order, pos)
 }
 
-/// Walks `order` backwards from `root`, returning the gradient of each target that was reached.
-fn propagate<V: Value>(root: &Var, order: &[Var], relevant: &IdMap<bool>, targets: &IdSet) -> IdMap<V> {
-    let mut grads: IdMap<V> = IdMap::with_capacity_and_hasher(order.len(), Default::default());
-    grads.insert(root.id(), V::constant(root.data().ones_like()));
+/// Walks `order` backwards from `root` (its last entry), returning the gradient of each target
+/// that was reached. Gradients live in a vector indexed by position in the order.
+fn propagate<V: Value>(root: &Var, order: &[Var], pos: &Positions, targets: &IdSet) -> IdMap<V> {
+    let mut grads: Vec<Option<V>> = Vec::with_capacity(order.len());
+    grads.resize_with(order.len(), || None);
+    *grads.last_mut().expect("the root is in the order") = Some(V::constant(root.data().ones_like()));
     let mut out = IdMap::with_capacity_and_hasher(targets.len(), Default::default());
-    let mut needs = Vec::with_capacity(4);
+    let mut inputs: Vec<Option<u32>> = Vec::with_capacity(4);
+    let mut needs: Vec<bool> = Vec::with_capacity(4);
     let mut input_grads: Vec<Option<V>> = Vec::with_capacity(4);
-    for v in order.iter().rev() {
-        let id = v.id();
-        let Some(g) = grads.remove(&id) else { continue };
-        if targets.contains(&id) {
-            out.insert(id, g);
+    for (i, v) in order.iter().enumerate().rev() {
+        let Some(g) = grads[i].take() else { continue };
+        if targets.contains(&v.id()) {
+            out.insert(v.id(), g);
             continue;
         }
         let op = v.op().expect("a relevant node that is not a target was computed by an op");
+        inputs.clear();
+        op.for_each_input(|x| inputs.push(pos.get(&x.id()).copied().flatten()));
         needs.clear();
-        op.for_each_input(|x| needs.push(relevant.get(&x.id()).copied().unwrap_or(false)));
+        needs.extend(inputs.iter().map(Option::is_some));
         input_grads.clear();
         op.backward::<V>(v, &g, &needs, &mut input_grads);
-        let mut i = 0;
-        op.for_each_input(|x| {
-            let gi = input_grads.get_mut(i).and_then(Option::take);
-            if let (true, Some(gi)) = (needs[i], gi) {
-                match grads.entry(x.id()) {
-                    std::collections::hash_map::Entry::Occupied(mut e) => {
-                        let sum = e.get().add(&gi);
-                        e.insert(sum);
-                    }
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(gi);
-                    }
-                }
+        for (slot, gi) in inputs.iter().zip(input_grads.drain(..)) {
+            if let (Some(p), Some(gi)) = (slot, gi) {
+                let acc = &mut grads[*p as usize];
+                *acc = Some(match acc.take() {
+                    Some(sum) => sum.add(&gi),
+                    None => gi,
+                });
             }
-            i += 1;
-        });
+        }
     }
     out
 }
@@ -101,15 +102,15 @@ fn propagate<V: Value>(root: &Var, order: &[Var], relevant: &IdMap<bool>, target
 /// reached are absent). With `create_graph` the gradients are recorded Vars.
 pub(crate) fn backward(root: &Var, targets: &[Var], create_graph: bool) -> IdMap<Var> {
     let ids: IdSet = targets.iter().map(|t| t.id()).collect();
-    let (order, relevant) = topo(root, &ids);
+    let (order, pos) = topo(root, &ids);
     if order.is_empty() {
         return IdMap::default();
     }
     if create_graph {
         let _on = tape::Resume::new();
-        propagate::<Var>(root, &order, &relevant, &ids)
+        propagate::<Var>(root, &order, &pos, &ids)
     } else {
         let _off = tape::Pause::new();
-        propagate::<Tensor>(root, &order, &relevant, &ids).into_iter().map(|(k, t)| (k, Var::constant(t))).collect()
+        propagate::<Tensor>(root, &order, &pos, &ids).into_iter().map(|(k, t)| (k, Var::constant(t))).collect()
     }
 }
