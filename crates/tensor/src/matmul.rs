@@ -270,7 +270,7 @@ impl Tensor {
         let shape = Shape::new(&[m, n]);
         Ok(crate::dispatch!(a, |av: T| {
             let bv = b.as_slice::<T>().expect("promoted");
-            let mut c = output::<T>(m * n, k);
+            let mut c = output::<T>(m * n);
             T::gemm(m, n, k, av, ta, bv, tb, &mut c, false);
             Tensor::from_typed(c, shape)
         }))
@@ -279,7 +279,7 @@ impl Tensor {
 
 /// The output buffer of a product: zeros, which `vec!` gets from the allocator already zeroed
 /// (`calloc`), so large outputs are not cleared by a separate pass.
-fn output<T: Element>(len: usize, _k: usize) -> Vec<T> {
+fn output<T: Element>(len: usize) -> Vec<T> {
     vec![T::ZERO; len]
 }
 
