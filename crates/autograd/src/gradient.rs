@@ -380,6 +380,14 @@ impl fmt::Debug for Grads {
 }
 
 /// Anything `update` can add: a [`Var`] or a [`Tensor`].
+///
+/// ```
+/// use flux_autograd::{param, update, Var};
+/// let w = param(1.0);
+/// update(&w, &flux_tensor::Tensor::scalar(1.0)); // a Tensor
+/// update(&w, &Var::scalar(1.0));                // or a Var
+/// assert_eq!(w.item(), 3.0);
+/// ```
 pub trait AsTensor {
     /// The data.
     fn as_tensor(&self) -> Tensor;

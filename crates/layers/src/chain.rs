@@ -185,6 +185,12 @@ impl Layer for Vec<Box<dyn Layer>> {
 }
 
 /// `outer ∘ inner`: applies `inner`, then `outer` (Flux's `∘`). See [`compose`].
+///
+/// ```
+/// use flux_layers::{compose, relu, tanh, Layer};
+/// let c = compose(tanh, relu);
+/// assert_eq!(c.forward(&flux_autograd::Var::scalar(-1.0)).item(), 0.0);
+/// ```
 pub struct Compose<A, B> {
     outer: A,
     inner: B,

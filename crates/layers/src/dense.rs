@@ -11,6 +11,11 @@ use crate::init::glorot_uniform;
 use crate::layer::{fn_name, Layer, Walker};
 
 /// An activation function with the name it prints by.
+///
+/// ```
+/// let a = flux_layers::Activation::new(flux_layers::tanh);
+/// assert_eq!(a.name(), "tanh");
+/// ```
 #[derive(Clone)]
 pub struct Activation {
     f: Arc<dyn Fn(&Var) -> Var + Send + Sync>,
@@ -48,6 +53,10 @@ impl Activation {
     }
 
     /// True for `identity` (printed as nothing).
+    ///
+    /// ```
+    /// assert!(flux_layers::Activation::new(flux_layers::identity).is_identity());
+    /// ```
     pub fn is_identity(&self) -> bool {
         self.name == "identity"
     }

@@ -57,6 +57,18 @@ pub trait Layer: Send + Sync {
 }
 
 /// Something with recurrent state (a `Recur`): what `reset` and `truncate` act on.
+///
+/// ```
+/// use flux_layers::{reset, Stateful};
+/// struct Counter(std::sync::Mutex<u32>);
+/// impl Stateful for Counter {
+///     fn reset(&self) { *self.0.lock().unwrap() = 0; }
+///     fn truncate(&self) {}
+/// }
+/// let c = Counter(std::sync::Mutex::new(3));
+/// c.reset();
+/// assert_eq!(*c.0.lock().unwrap(), 0);
+/// ```
 pub trait Stateful: Send + Sync {
     /// Puts the state back to its initial value.
     fn reset(&self);
@@ -65,6 +77,14 @@ pub trait Stateful: Send + Sync {
 }
 
 /// Something with a train/test mode (`Dropout`, `BatchNorm`).
+///
+/// ```
+/// use flux_layers::{testmode, Dropout, Layer};
+/// let d = Dropout::new(0.5);
+/// testmode(&d); // switches it through Modal::set_training(false)
+/// let x = flux_autograd::Var::from(flux_tensor::Tensor::ones(&[4]));
+/// assert_eq!(d.forward(&x).to_vec(), vec![1.0; 4]);
+/// ```
 pub trait Modal: Send + Sync {
     /// `true` for training behaviour, `false` for test behaviour.
     fn set_training(&self, on: bool);
@@ -72,6 +92,17 @@ pub trait Modal: Send + Sync {
 
 /// What a traversal does with each part a layer declares. Every method has an empty default,
 /// so a visitor implements only what it needs.
+///
+/// ```
+/// use flux_layers::{identity, Dense, Visitor, Walker};
+/// struct Count(usize);
+/// impl Visitor for Count {
+///     fn param(&mut self, _path: &str, p: &flux_autograd::Var) { self.0 += p.numel(); }
+/// }
+/// let mut c = Count(0);
+/// Walker::walk(&Dense::new(3, 2, identity), &mut c);
+/// assert_eq!(c.0, 8);
+/// ```
 pub trait Visitor {
     /// A trainable parameter at `path` (like `0.weight`).
     fn param(&mut self, _path: &str, _p: &Var) {}
@@ -104,6 +135,13 @@ pub struct Walker<'a> {
 
 impl<'a> Walker<'a> {
     /// Walks `layer` with `visitor`.
+    ///
+    /// ```
+    /// use flux_layers::{chain, relu, Visitor, Walker};
+    /// struct Nothing;
+    /// impl Visitor for Nothing {}
+    /// Walker::walk(&chain![relu], &mut Nothing);
+    /// ```
     pub fn walk(layer: &(impl Layer + ?Sized), visitor: &'a mut dyn Visitor) {
         let mut w = Walker { prefix: Vec::new(), visitor };
         layer.visit(&mut w);
@@ -120,30 +158,59 @@ impl<'a> Walker<'a> {
     }
 
     /// Declares a trainable parameter.
+    ///
+    /// ```
+    /// // inside `Layer::visit`: `w.param("weight", &self.weight);`
+    /// use flux_layers::{named_params, identity, Dense};
+    /// assert_eq!(named_params(&Dense::new(1, 1, identity))[0].0, "weight");
+    /// ```
     pub fn param(&mut self, name: &str, p: &Var) {
         let path = self.path(name);
         self.visitor.param(&path, p);
     }
 
     /// Declares a saved, untrained value.
+    ///
+    /// ```
+    /// // inside `Layer::visit`: `w.buffer("running_mean", &self.mean);`
+    /// use flux_layers::{params, BatchNorm};
+    /// assert_eq!(params(&BatchNorm::new(3)).len(), 2); // running statistics are buffers, not params
+    /// ```
     pub fn buffer(&mut self, name: &str, b: &Var) {
         let path = self.path(name);
         self.visitor.buffer(&path, b);
     }
 
     /// Declares recurrent state.
+    ///
+    /// ```
+    /// // inside `Layer::visit` of a stateful layer: `w.stateful(self);`
+    /// flux_layers::reset(&flux_layers::relu); // no state: nothing to reset
+    /// ```
     pub fn stateful(&mut self, s: &dyn Stateful) {
         let path = self.path("");
         self.visitor.stateful(&path, s);
     }
 
     /// Declares a train/test mode switch.
+    ///
+    /// ```
+    /// // inside `Layer::visit` of a layer with a train/test mode: `w.modal(self);`
+    /// flux_layers::testmode(&flux_layers::Dropout::new(0.1));
+    /// ```
     pub fn modal(&mut self, m: &dyn Modal) {
         let path = self.path("");
         self.visitor.modal(&path, m);
     }
 
     /// Walks a child layer under `name`.
+    ///
+    /// ```
+    /// // inside `Layer::visit` of a container: `w.child("0", &self.first);`
+    /// use flux_layers::{chain, named_params, identity, Dense};
+    /// let names: Vec<String> = named_params(&chain![Dense::new(1, 1, identity)]).into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, vec!["0.weight", "0.bias"]);
+    /// ```
     pub fn child(&mut self, name: &str, layer: &(impl Layer + ?Sized)) {
         self.prefix.push(name.to_string());
         layer.visit(self);

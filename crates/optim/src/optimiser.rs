@@ -10,6 +10,10 @@ use flux_tensor::Tensor;
 use serde_json::{json, Map, Value};
 
 /// The format tag written into saved optimiser state.
+///
+/// ```
+/// assert!(!flux_optim::STATE_FORMAT.is_empty());
+/// ```
 pub const STATE_FORMAT: &str = "flux-optim/1";
 
 /// Errors from optimisers, the training loop, the data loader and saved optimiser state. Every

@@ -14,6 +14,10 @@ use serde_json::{json, Map, Value};
 use crate::optimiser::{config_num, Optimiser, StateMap};
 
 /// Flux's global `ϵ`, the default `epsilon` of every rule that has one.
+///
+/// ```
+/// assert_eq!(flux_optim::rules::EPSILON, 1e-8);
+/// ```
 pub const EPSILON: f64 = 1e-8;
 
 /// Hyperparameter JSON for a rule whose hyperparameters are all `f64` fields.

@@ -14,6 +14,11 @@ fn formatted(t: &Tensor) -> Vec<String> {
 }
 
 /// Julia's summary: `5-element Vector{Float32}`, `2×3 Matrix{Float64}`, `2×3×4 Array{Float64, 3}`.
+///
+/// ```
+/// use flux_tensor::{display::summary, Tensor};
+/// assert_eq!(summary(&Tensor::zeros(&[2, 3])), "2×3 Matrix{Float64}");
+/// ```
 pub fn summary(t: &Tensor) -> String {
     let ty = t.dtype().julia_name();
     match t.rank() {

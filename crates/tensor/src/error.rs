@@ -95,4 +95,9 @@ pub enum TensorError {
 }
 
 /// `Result` with [`TensorError`].
+///
+/// ```
+/// fn half(t: &flux_tensor::Tensor) -> flux_tensor::Result<flux_tensor::Tensor> { t.try_div(&flux_tensor::Tensor::scalar(2.0)) }
+/// assert_eq!(half(&flux_tensor::Tensor::scalar(1.0)).unwrap().item(), 0.5);
+/// ```
 pub type Result<T> = std::result::Result<T, TensorError>;

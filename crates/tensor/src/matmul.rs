@@ -39,6 +39,14 @@ pub fn num_threads() -> usize {
 }
 
 /// Element types with a GEMM kernel.
+///
+/// ```
+/// use flux_tensor::GemmElement;
+/// let a = [1.0f32, 2.0, 3.0, 4.0]; // [1 3; 2 4]
+/// let mut c = [0.0f32; 4];
+/// f32::gemm(2, 2, 2, &a, true, &a, false, &mut c, false); // aᵀ·a
+/// assert_eq!(c, [5.0, 11.0, 11.0, 25.0]);
+/// ```
 pub trait GemmElement: StorageElement {
     /// `c = a·b + (accumulate ? c : 0)`, all column-major; `a` is `[m, k]` (or `[k, m]` read
     /// transposed when `ta`), `b` is `[k, n]` (or `[n, k]` when `tb`), `c` is `[m, n]`.

@@ -12,6 +12,13 @@ use crate::tensor::Tensor;
 
 /// The seed a thread's generator starts from when [`seed`] was never called (fixed, like
 /// PyTorch's default, so that a program gives the same numbers every run).
+///
+/// ```
+/// // a fresh thread starts from DEFAULT_SEED, so this is reproducible
+/// let a = std::thread::spawn(|| flux_tensor::Tensor::rand(&[2])).join().unwrap();
+/// flux_tensor::seed(flux_tensor::random::DEFAULT_SEED);
+/// assert_eq!(a, flux_tensor::Tensor::rand(&[2]));
+/// ```
 pub const DEFAULT_SEED: u64 = 0x5EED_F1A5;
 
 thread_local! {
@@ -45,6 +52,12 @@ pub fn with_rng<R>(f: impl FnOnce(&mut StdRng) -> R) -> R {
 
 /// One standard-normal sample (Box–Muller; two uniforms per sample, so the stream is the same on
 /// every platform).
+///
+/// ```
+/// use flux_tensor::rand::SeedableRng;
+/// let mut rng = flux_tensor::rand::rngs::StdRng::seed_from_u64(1);
+/// assert!(flux_tensor::random::normal_sample(&mut rng).is_finite());
+/// ```
 pub fn normal_sample<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     loop {
         let u: f64 = rng.random();

@@ -7,6 +7,12 @@ use crate::error::{Result, TensorError};
 use crate::shape::Shape;
 
 /// The elements of a tensor, in column-major order.
+///
+/// ```
+/// use flux_tensor::{Storage, Tensor};
+/// let t = Tensor::from_storage(Storage::F64(vec![1.0, 2.0]), &[2]).unwrap();
+/// assert_eq!(t.storage().len(), 2);
+/// ```
 #[derive(Clone, Debug)]
 pub enum Storage {
     /// `f32` elements.
@@ -17,6 +23,10 @@ pub enum Storage {
 
 impl Storage {
     /// Number of elements.
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::Storage::F32(vec![1.0; 3]).len(), 3);
+    /// ```
     pub fn len(&self) -> usize {
         match self {
             Storage::F32(v) => v.len(),
@@ -25,11 +35,19 @@ impl Storage {
     }
 
     /// True when there are no elements.
+    ///
+    /// ```
+    /// assert!(flux_tensor::Storage::F64(vec![]).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The element type.
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::Storage::F64(vec![1.0]).dtype(), flux_tensor::DType::F64);
+    /// ```
     pub fn dtype(&self) -> DType {
         match self {
             Storage::F32(_) => DType::F32,
@@ -39,6 +57,12 @@ impl Storage {
 }
 
 /// Conversion between a typed vector and [`Storage`]; kernels use it to stay generic.
+///
+/// ```
+/// use flux_tensor::{Storage, StorageElement};
+/// let s = <f32 as StorageElement>::wrap(vec![1.0]);
+/// assert_eq!(<f32 as StorageElement>::slice(&s), Some(&[1.0f32][..]));
+/// ```
 pub trait StorageElement: Element {
     /// Borrows the storage as `&[Self]` if it holds this type.
     fn slice(s: &Storage) -> Option<&[Self]>;
@@ -130,6 +154,12 @@ impl Tensor {
     }
 
     /// Internal constructor from a typed vector whose length is known to match.
+    ///
+    /// ```
+    /// use flux_tensor::{Shape, Tensor};
+    /// let t = Tensor::from_typed(vec![1.0f32, 2.0], Shape::new(&[2]));
+    /// assert_eq!(t.to_vec(), vec![1.0, 2.0]);
+    /// ```
     #[inline]
     pub fn from_typed<T: StorageElement>(v: Vec<T>, shape: Shape) -> Tensor {
         debug_assert_eq!(v.len(), shape.numel());
@@ -481,6 +511,11 @@ impl Tensor {
 }
 
 /// Types that `Tensor::from_vec` accepts: `Vec<f32>` and `Vec<f64>`.
+///
+/// ```
+/// use flux_tensor::IntoStorage;
+/// assert_eq!(vec![1.0f32].into_storage().dtype(), flux_tensor::DType::F32);
+/// ```
 pub trait IntoStorage {
     /// Wraps the vector in storage.
     fn into_storage(self) -> Storage;
