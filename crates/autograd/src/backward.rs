@@ -6,6 +6,8 @@
 //! graph is built. When an outer gradient is recording, they run on [`Var`]s with recording on,
 //! so the gradients are themselves differentiable.
 
+use std::cell::Cell;
+
 use flux_tensor::Tensor;
 
 use crate::idmap::{IdMap, IdSet};
@@ -18,12 +20,48 @@ use crate::var::Var;
 /// or not.
 type Positions = IdMap<Option<u32>>;
 
-/// Nodes on some path from `root` to a target, inputs before outputs, and each visited node's
-/// position in that order (`None` for nodes on no such path).
-fn topo(root: &Var, targets: &IdSet) -> (Vec<Var>, Positions) {
-    let mut pos: Positions = IdMap::default();
-    let mut order = Vec::new();
-    let mut stack: Vec<(Var, bool)> = vec![(root.clone(), false)];
+/// The buffers of one reverse pass. They are kept per thread between calls (up to a size), so
+/// differentiating a long graph again does not pay for growing, and page-faulting in, fresh
+/// maps and vectors every time.
+#[derive(Default)]
+struct Scratch {
+    pos: Positions,
+    order: Vec<Var>,
+    stack: Vec<(Var, bool)>,
+    grads: Vec<Option<Tensor>>,
+}
+
+/// Buffers that grew past this many nodes are freed after the pass instead of kept.
+const KEEP_AT_MOST: usize = 1 << 16;
+
+thread_local! {
+    static SCRATCH: Cell<Option<Box<Scratch>>> = const { Cell::new(None) };
+}
+
+impl Scratch {
+    /// This thread's buffers, or new ones (a nested gradient finds them taken by the outer one).
+    fn take() -> Box<Scratch> {
+        SCRATCH.with(Cell::take).unwrap_or_default()
+    }
+
+    /// Empties the buffers (dropping the graph references they hold) and keeps them for the next
+    /// pass unless they grew too large.
+    fn give_back(mut self: Box<Scratch>) {
+        self.order.clear();
+        self.stack.clear();
+        self.grads.clear();
+        if self.pos.capacity() <= KEEP_AT_MOST && self.grads.capacity() <= KEEP_AT_MOST {
+            self.pos.clear();
+            SCRATCH.with(|s| s.set(Some(self)));
+        }
+    }
+}
+
+/// Fills `order` with the nodes on some path from `root` to a target, inputs before outputs,
+/// and `pos` with each visited node's position in that order (`None` for nodes on no such
+/// path).
+fn topo(root: &Var, targets: &IdSet, Scratch { pos, order, stack, .. }: &mut Scratch) {
+    stack.push((root.clone(), false));
     while let Some((v, expanded)) = stack.pop() {
         let id = v.id();
         if expanded {
@@ -59,13 +97,12 @@ fn topo(root: &Var, targets: &IdSet) -> (Vec<Var>, Positions) {
             }
         }
     }
-    (order, pos)
 }
 
 /// Walks `order` backwards from `root` (its last entry), returning the gradient of each target
-/// that was reached. Gradients live in a vector indexed by position in the order.
-fn propagate<V: Value>(root: &Var, order: &[Var], pos: &Positions, targets: &IdSet) -> IdMap<V> {
-    let mut grads: Vec<Option<V>> = Vec::with_capacity(order.len());
+/// that was reached. Gradients live in `grads` (empty on entry), indexed by position in the
+/// order.
+fn propagate<V: Value>(root: &Var, order: &[Var], pos: &Positions, targets: &IdSet, grads: &mut Vec<Option<V>>) -> IdMap<V> {
     grads.resize_with(order.len(), || None);
     *grads.last_mut().expect("the root is in the order") = Some(V::constant(root.data().ones_like()));
     let mut out = IdMap::with_capacity_and_hasher(targets.len(), Default::default());
@@ -102,15 +139,18 @@ fn propagate<V: Value>(root: &Var, order: &[Var], pos: &Positions, targets: &IdS
 /// reached are absent). With `create_graph` the gradients are recorded Vars.
 pub(crate) fn backward(root: &Var, targets: &[Var], create_graph: bool) -> IdMap<Var> {
     let ids: IdSet = targets.iter().map(|t| t.id()).collect();
-    let (order, pos) = topo(root, &ids);
-    if order.is_empty() {
-        return IdMap::default();
-    }
-    if create_graph {
+    let mut scratch = Scratch::take();
+    topo(root, &ids, &mut scratch);
+    let out = if scratch.order.is_empty() {
+        IdMap::default()
+    } else if create_graph {
         let _on = tape::Resume::new();
-        propagate::<Var>(root, &order, &pos, &ids)
+        propagate::<Var>(root, &scratch.order, &scratch.pos, &ids, &mut Vec::new())
     } else {
         let _off = tape::Pause::new();
-        propagate::<Tensor>(root, &order, &pos, &ids).into_iter().map(|(k, t)| (k, Var::constant(t))).collect()
-    }
+        let Scratch { order, pos, grads, .. } = &mut *scratch;
+        propagate::<Tensor>(root, order, pos, &ids, grads).into_iter().map(|(k, t)| (k, Var::constant(t))).collect()
+    };
+    scratch.give_back();
+    out
 }

@@ -73,8 +73,10 @@ impl Drop for Node {
         // of by recursive drops. The stack allocates only when a chain is being freed.
         let mut stack: Vec<Var> = Vec::new();
         op.drain_inputs(|v| stack.push(v));
-        while let Some(v) = stack.pop() {
-            if let Some(mut node) = Arc::into_inner(v.0) {
+        while let Some(mut v) = stack.pop() {
+            // the last reference: empty the node in place (moving it out would copy it whole);
+            // it then drops with no inputs left to recurse into
+            if let Some(node) = Arc::get_mut(&mut v.0) {
                 if let Some(op) = node.op.take() {
                     op.drain_inputs(|v| stack.push(v));
                 }

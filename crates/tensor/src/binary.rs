@@ -4,7 +4,7 @@
 use crate::dtype::Element;
 use crate::error::{Result, TensorError};
 use crate::shape::Shape;
-use crate::tensor::{StorageElement, Tensor};
+use crate::tensor::{Elements, StorageElement, Tensor};
 
 /// A binary elementwise operation. Comparisons return 1.0 or 0.0 in the promoted dtype.
 ///
@@ -226,11 +226,14 @@ impl Tensor {
     pub fn try_binary(&self, other: &Tensor, op: BinaryOp) -> Result<Tensor> {
         // the common case first: one shape, one dtype, nothing to broadcast or convert
         if self.shape() == other.shape() {
-            match (self.storage(), other.storage()) {
-                (crate::Storage::F32(x), crate::Storage::F32(y)) => {
+            match (self.elements(), other.elements()) {
+                // one element each (a tracked scalar's arithmetic): no buffer at all
+                (Elements::F32(&[x]), Elements::F32(&[y])) => return Ok(Tensor::from_one(op.apply(x, y), self.shape().clone())),
+                (Elements::F64(&[x]), Elements::F64(&[y])) => return Ok(Tensor::from_one(op.apply(x, y), self.shape().clone())),
+                (Elements::F32(x), Elements::F32(y)) => {
                     return Ok(Tensor::from_typed(binary_typed(x, self.shape(), y, other.shape(), self.shape(), op), self.shape().clone()))
                 }
-                (crate::Storage::F64(x), crate::Storage::F64(y)) => {
+                (Elements::F64(x), Elements::F64(y)) => {
                     return Ok(Tensor::from_typed(binary_typed(x, self.shape(), y, other.shape(), self.shape(), op), self.shape().clone()))
                 }
                 _ => {}
@@ -240,9 +243,9 @@ impl Tensor {
         let dtype = self.dtype().promote(other.dtype());
         let (a, b) = (self.to_dtype(dtype), other.to_dtype(dtype));
         let shape = Shape::new(&out);
-        Ok(match (a.storage(), b.storage()) {
-            (crate::Storage::F32(x), crate::Storage::F32(y)) => Tensor::from_typed(binary_typed(x, a.shape(), y, b.shape(), &out, op), shape),
-            (crate::Storage::F64(x), crate::Storage::F64(y)) => Tensor::from_typed(binary_typed(x, a.shape(), y, b.shape(), &out, op), shape),
+        Ok(match (a.elements(), b.elements()) {
+            (Elements::F32(x), Elements::F32(y)) => Tensor::from_typed(binary_typed(x, a.shape(), y, b.shape(), &out, op), shape),
+            (Elements::F64(x), Elements::F64(y)) => Tensor::from_typed(binary_typed(x, a.shape(), y, b.shape(), &out, op), shape),
             _ => unreachable!("promoted to one dtype"),
         })
     }

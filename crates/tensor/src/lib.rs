@@ -40,7 +40,7 @@ pub use matmul::{num_threads, set_num_threads, GemmElement};
 pub use random::{seed, with_rng};
 pub use reduce::ReduceOp;
 pub use shape::Shape;
-pub use tensor::{IntoStorage, Storage, StorageElement, Tensor};
+pub use tensor::{Elements, IntoStorage, Storage, StorageElement, Tensor};
 pub use unary::UnaryOp;
 
 /// The random-number crate that `*_with` constructors take generators from.

@@ -10,8 +10,10 @@ use crate::shape::Shape;
 ///
 /// ```
 /// use flux_tensor::{Storage, Tensor};
-/// let t = Tensor::from_storage(Storage::F64(vec![1.0, 2.0]), &[2]).unwrap();
-/// assert_eq!(t.storage().len(), 2);
+/// let s = Storage::F64(vec![1.0, 2.0]);
+/// assert_eq!(s.len(), 2);
+/// let t = Tensor::from_storage(s, &[2]).unwrap();
+/// assert_eq!(t.numel(), 2);
 /// ```
 #[derive(Clone, Debug)]
 pub enum Storage {
@@ -56,25 +58,44 @@ impl Storage {
     }
 }
 
-/// Conversion between a typed vector and [`Storage`]; kernels use it to stay generic.
+/// A tensor's elements, borrowed: what kernels read, whether the elements live in a shared
+/// buffer or inline in a one-element tensor.
 ///
 /// ```
-/// use flux_tensor::{Storage, StorageElement};
+/// use flux_tensor::{Elements, Tensor};
+/// let t = Tensor::from_vec(vec![1.0f32, 2.0], &[2]);
+/// assert!(matches!(t.elements(), Elements::F32(&[1.0, 2.0])));
+/// assert!(matches!(Tensor::scalar(3.0).elements(), Elements::F64(&[3.0])));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub enum Elements<'a> {
+    /// `f32` elements.
+    F32(&'a [f32]),
+    /// `f64` elements.
+    F64(&'a [f64]),
+}
+
+/// Conversion between typed elements and [`Storage`] or [`Elements`]; kernels use it to stay
+/// generic.
+///
+/// ```
+/// use flux_tensor::{Elements, Storage, StorageElement};
 /// let s = <f32 as StorageElement>::wrap(vec![1.0]);
-/// assert_eq!(<f32 as StorageElement>::slice(&s), Some(&[1.0f32][..]));
+/// assert!(matches!(s, Storage::F32(_)));
+/// assert_eq!(<f32 as StorageElement>::slice(Elements::F32(&[1.0])), Some(&[1.0f32][..]));
 /// ```
 pub trait StorageElement: Element {
-    /// Borrows the storage as `&[Self]` if it holds this type.
-    fn slice(s: &Storage) -> Option<&[Self]>;
+    /// Borrows the elements as `&[Self]` if they are of this type.
+    fn slice(e: Elements<'_>) -> Option<&[Self]>;
     /// Wraps a vector.
     fn wrap(v: Vec<Self>) -> Storage;
 }
 
 impl StorageElement for f32 {
     #[inline]
-    fn slice(s: &Storage) -> Option<&[f32]> {
-        match s {
-            Storage::F32(v) => Some(v),
+    fn slice(e: Elements<'_>) -> Option<&[f32]> {
+        match e {
+            Elements::F32(v) => Some(v),
             _ => None,
         }
     }
@@ -86,9 +107,9 @@ impl StorageElement for f32 {
 
 impl StorageElement for f64 {
     #[inline]
-    fn slice(s: &Storage) -> Option<&[f64]> {
-        match s {
-            Storage::F64(v) => Some(v),
+    fn slice(e: Elements<'_>) -> Option<&[f64]> {
+        match e {
+            Elements::F64(v) => Some(v),
             _ => None,
         }
     }
@@ -111,8 +132,37 @@ impl StorageElement for f64 {
 /// ```
 #[derive(Clone)]
 pub struct Tensor {
-    storage: Arc<Storage>,
+    data: Data,
     shape: Shape,
+}
+
+/// Where the elements live. A one-element tensor keeps its element inline: chains of scalar
+/// arithmetic (a tracked scalar's forward and backward) then allocate nothing per value.
+#[derive(Clone)]
+enum Data {
+    Shared(Arc<Storage>),
+    F32(f32),
+    F64(f64),
+}
+
+impl Data {
+    #[inline]
+    fn shared(storage: Storage) -> Data {
+        match storage {
+            Storage::F32(v) if v.len() == 1 => Data::F32(v[0]),
+            Storage::F64(v) if v.len() == 1 => Data::F64(v[0]),
+            s => Data::Shared(Arc::new(s)),
+        }
+    }
+
+    #[inline]
+    fn one<T: Element>(x: T) -> Data {
+        // exact: an f32 widened to f64 and narrowed back is itself
+        match T::DTYPE {
+            DType::F32 => Data::F32(x.to_f64() as f32),
+            DType::F64 => Data::F64(x.to_f64()),
+        }
+    }
 }
 
 /// Runs `$body` with `$v` bound to the tensor's typed slice and `$T` to its element type.
@@ -120,14 +170,14 @@ pub struct Tensor {
 #[doc(hidden)]
 macro_rules! dispatch {
     ($t:expr, |$v:ident : $T:ident| $body:expr) => {
-        match $t.storage() {
-            $crate::Storage::F32($v) => {
+        match $t.elements() {
+            $crate::Elements::F32($v) => {
                 #[allow(dead_code)]
                 type $T = f32;
                 let $v: &[f32] = $v;
                 $body
             }
-            $crate::Storage::F64($v) => {
+            $crate::Elements::F64($v) => {
                 #[allow(dead_code)]
                 type $T = f64;
                 let $v: &[f64] = $v;
@@ -150,7 +200,7 @@ impl Tensor {
         if storage.len() != expected {
             return Err(TensorError::ElementCount { op: "from_storage", len: storage.len(), shape: shape.to_vec(), expected });
         }
-        Ok(Tensor { storage: Arc::new(storage), shape: Shape::new(shape) })
+        Ok(Tensor { data: Data::shared(storage), shape: Shape::new(shape) })
     }
 
     /// Internal constructor from a typed vector whose length is known to match.
@@ -163,7 +213,24 @@ impl Tensor {
     #[inline]
     pub fn from_typed<T: StorageElement>(v: Vec<T>, shape: Shape) -> Tensor {
         debug_assert_eq!(v.len(), shape.numel());
-        Tensor { storage: Arc::new(T::wrap(v)), shape }
+        if v.len() == 1 {
+            return Tensor::from_one(v[0], shape);
+        }
+        Tensor { data: Data::Shared(Arc::new(T::wrap(v))), shape }
+    }
+
+    /// Internal constructor of a one-element tensor of any shape with one element (`[]`, `[1]`,
+    /// `[1, 1]`, ...): the element is kept inline, nothing is allocated.
+    ///
+    /// ```
+    /// use flux_tensor::{Shape, Tensor};
+    /// let t = Tensor::from_one(2.0f32, Shape::new(&[1, 1]));
+    /// assert_eq!(t.item(), 2.0);
+    /// ```
+    #[inline]
+    pub fn from_one<T: Element>(x: T, shape: Shape) -> Tensor {
+        debug_assert_eq!(shape.numel(), 1);
+        Tensor { data: Data::one(x), shape }
     }
 
     /// Builds a tensor from elements in column-major order (Julia's order). Accepts `Vec<f32>`
@@ -190,7 +257,7 @@ impl Tensor {
         if storage.len() != expected {
             return Err(TensorError::ElementCount { op: "from_vec", len: storage.len(), shape: shape.to_vec(), expected });
         }
-        Ok(Tensor { storage: Arc::new(storage), shape: Shape::new(shape) })
+        Ok(Tensor { data: Data::shared(storage), shape: Shape::new(shape) })
     }
 
     /// A 0-d tensor holding one f64.
@@ -201,7 +268,7 @@ impl Tensor {
     /// assert_eq!(s.rank(), 0);
     /// ```
     pub fn scalar(x: f64) -> Tensor {
-        Tensor::from_typed(vec![x], Shape::scalar())
+        Tensor::from_one(x, Shape::scalar())
     }
 
     /// A 0-d tensor of the given dtype.
@@ -252,6 +319,8 @@ impl Tensor {
         let n: usize = shape.iter().product();
         let shape = Shape::new(shape);
         match dtype {
+            DType::F32 if n == 1 => Tensor::from_one(value as f32, shape),
+            DType::F64 if n == 1 => Tensor::from_one(value, shape),
             DType::F32 => Tensor::from_typed(vec![value as f32; n], shape),
             DType::F64 => Tensor::from_typed(vec![value; n], shape),
         }
@@ -304,7 +373,10 @@ impl Tensor {
     /// ```
     #[inline]
     pub fn numel(&self) -> usize {
-        self.storage.len()
+        match &self.data {
+            Data::Shared(s) => s.len(),
+            Data::F32(_) | Data::F64(_) => 1,
+        }
     }
 
     /// The element type.
@@ -314,18 +386,29 @@ impl Tensor {
     /// ```
     #[inline]
     pub fn dtype(&self) -> DType {
-        self.storage.dtype()
+        match &self.data {
+            Data::Shared(s) => s.dtype(),
+            Data::F32(_) => DType::F32,
+            Data::F64(_) => DType::F64,
+        }
     }
 
-    /// The raw storage (column-major).
+    /// The elements (column-major), borrowed with their type.
     ///
     /// ```
-    /// use flux_tensor::{Storage, Tensor};
-    /// assert!(matches!(Tensor::zeros(&[1]).storage(), Storage::F64(_)));
+    /// use flux_tensor::{Elements, Tensor};
+    /// assert!(matches!(Tensor::zeros(&[2]).elements(), Elements::F64(&[0.0, 0.0])));
     /// ```
     #[inline]
-    pub fn storage(&self) -> &Storage {
-        &self.storage
+    pub fn elements(&self) -> Elements<'_> {
+        match &self.data {
+            Data::Shared(s) => match &**s {
+                Storage::F32(v) => Elements::F32(v),
+                Storage::F64(v) => Elements::F64(v),
+            },
+            Data::F32(x) => Elements::F32(std::slice::from_ref(x)),
+            Data::F64(x) => Elements::F64(std::slice::from_ref(x)),
+        }
     }
 
     /// Typed view of the elements; `None` if the dtype differs.
@@ -336,17 +419,22 @@ impl Tensor {
     /// ```
     #[inline]
     pub fn as_slice<T: StorageElement>(&self) -> Option<&[T]> {
-        T::slice(&self.storage)
+        T::slice(self.elements())
     }
 
-    /// True if both tensors share one storage buffer (a cheap identity check).
+    /// True if both tensors share one storage buffer (a cheap identity check; one-element
+    /// tensors keep their element inline and share nothing).
     ///
     /// ```
     /// let a = flux_tensor::Tensor::zeros(&[2]);
     /// assert!(a.shares_storage(&a.clone()));
+    /// assert!(!flux_tensor::Tensor::scalar(1.0).shares_storage(&flux_tensor::Tensor::scalar(1.0)));
     /// ```
     pub fn shares_storage(&self, other: &Tensor) -> bool {
-        Arc::ptr_eq(&self.storage, &other.storage)
+        match (&self.data, &other.data) {
+            (Data::Shared(a), Data::Shared(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 
     /// The only value of a one-element tensor, as f64; panics otherwise (see [`Tensor::try_item`]).
@@ -430,12 +518,12 @@ impl Tensor {
         if self.dtype() == dtype {
             return self.clone();
         }
-        let storage = match (&*self.storage, dtype) {
-            (Storage::F64(v), DType::F32) => Storage::F32(v.iter().map(|&x| x as f32).collect()),
-            (Storage::F32(v), DType::F64) => Storage::F64(v.iter().map(|&x| x as f64).collect()),
+        let storage = match (self.elements(), dtype) {
+            (Elements::F64(v), DType::F32) => Storage::F32(v.iter().map(|&x| x as f32).collect()),
+            (Elements::F32(v), DType::F64) => Storage::F64(v.iter().map(|&x| x as f64).collect()),
             _ => unreachable!(),
         };
-        Tensor { storage: Arc::new(storage), shape: self.shape.clone() }
+        Tensor { data: Data::shared(storage), shape: self.shape.clone() }
     }
 
     /// Converts to f32.
@@ -483,7 +571,7 @@ impl Tensor {
                 reason: format!("{} elements cannot be viewed as {}", self.numel(), expected),
             });
         }
-        Ok(Tensor { storage: self.storage.clone(), shape: Shape::new(shape) })
+        Ok(Tensor { data: self.data.clone(), shape: Shape::new(shape) })
     }
 
     /// Does any element hold NaN?
@@ -541,7 +629,7 @@ impl From<f64> for Tensor {
 
 impl From<f32> for Tensor {
     fn from(x: f32) -> Tensor {
-        Tensor::from_typed(vec![x], Shape::scalar())
+        Tensor::from_one(x, Shape::scalar())
     }
 }
 
@@ -551,9 +639,9 @@ impl PartialEq for Tensor {
         if self.shape != other.shape || self.dtype() != other.dtype() {
             return false;
         }
-        match (&*self.storage, &*other.storage) {
-            (Storage::F32(a), Storage::F32(b)) => a == b,
-            (Storage::F64(a), Storage::F64(b)) => a == b,
+        match (self.elements(), other.elements()) {
+            (Elements::F32(a), Elements::F32(b)) => a == b,
+            (Elements::F64(a), Elements::F64(b)) => a == b,
             _ => false,
         }
     }

@@ -3,7 +3,7 @@
 
 use crate::dtype::Element;
 use crate::shape::Shape;
-use crate::tensor::{StorageElement, Tensor};
+use crate::tensor::{Elements, StorageElement, Tensor};
 
 /// An elementwise function. The parameterised ones carry their constant as f64 (converted to
 /// the tensor's dtype when applied).
@@ -200,6 +200,10 @@ pub(crate) fn map<T: Copy, U, F: Fn(T) -> U>(x: &[T], f: F) -> Vec<U> {
 }
 
 fn apply_typed<T: StorageElement>(x: &[T], op: UnaryOp, shape: Shape) -> Tensor {
+    if let [v] = x {
+        // one element (a tracked scalar's arithmetic): no buffer at all
+        return Tensor::from_one(op.apply(*v), shape);
+    }
     // One monomorphised loop per op, so the match is outside the hot loop.
     macro_rules! go {
         ($f:expr) => {
@@ -252,17 +256,50 @@ impl Tensor {
     }
 }
 
-/// One-pass gradient kernels `dx = g .* f'(x)` for the functions whose derivative is cheap
-/// in terms of `x` or `y = f(x)`: saves the temporaries of the composed form.
-fn grad_typed<T: Element>(op: UnaryOp, x: &[T], y: &[T], g: &[T]) -> Option<Vec<T>> {
-    let one = T::ONE;
-    Some(match op {
-        UnaryOp::Relu => x.iter().zip(g).map(|(&x, &g)| if x > T::ZERO { g } else { T::ZERO }).collect(),
-        UnaryOp::Tanh => y.iter().zip(g).map(|(&y, &g)| g * (one - y * y)).collect(),
-        UnaryOp::Sigmoid => y.iter().zip(g).map(|(&y, &g)| g * y * (one - y)).collect(),
-        UnaryOp::Exp => y.iter().zip(g).map(|(&y, &g)| g * y).collect(),
-        _ => return None,
-    })
+/// Functions with a one-pass gradient kernel: their derivative is cheap in terms of `x` or
+/// `y = f(x)`.
+fn has_grad_kernel(op: UnaryOp) -> bool {
+    matches!(op, UnaryOp::Relu | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Exp)
+}
+
+/// `g * f'(x)` for an op with a grad kernel. `op` is a constant in the loops that call it, so
+/// the match folds away.
+#[inline(always)]
+fn grad_one<T: Element>(op: UnaryOp, x: T, y: T, g: T) -> T {
+    match op {
+        UnaryOp::Relu => {
+            if x > T::ZERO {
+                g
+            } else {
+                T::ZERO
+            }
+        }
+        UnaryOp::Tanh => g * (T::ONE - y * y),
+        UnaryOp::Sigmoid => g * y * (T::ONE - y),
+        _ => g * y, // Exp
+    }
+}
+
+/// One-pass gradient kernels `dx = g .* f'(x)`: save the temporaries of the composed form.
+fn grad_typed<T: StorageElement>(op: UnaryOp, x: &[T], y: &[T], g: &[T], shape: Shape) -> Option<Tensor> {
+    if !has_grad_kernel(op) {
+        return None;
+    }
+    if let ([x], [y], [g]) = (x, y, g) {
+        return Some(Tensor::from_one(grad_one(op, *x, *y, *g), shape));
+    }
+    macro_rules! go {
+        ($op:expr) => {
+            x.iter().zip(y).zip(g).map(|((&x, &y), &g)| grad_one($op, x, y, g)).collect()
+        };
+    }
+    let v: Vec<T> = match op {
+        UnaryOp::Relu => go!(UnaryOp::Relu),
+        UnaryOp::Tanh => go!(UnaryOp::Tanh),
+        UnaryOp::Sigmoid => go!(UnaryOp::Sigmoid),
+        _ => go!(UnaryOp::Exp),
+    };
+    Some(Tensor::from_typed(v, shape))
 }
 
 impl Tensor {
@@ -280,13 +317,9 @@ impl Tensor {
         if x.shape() != g.shape() || y.shape() != g.shape() {
             return None;
         }
-        match (x.storage(), y.storage(), g.storage()) {
-            (crate::Storage::F32(x), crate::Storage::F32(y), crate::Storage::F32(gv)) => {
-                grad_typed(op, x, y, gv).map(|v| Tensor::from_typed(v, g.shape().clone()))
-            }
-            (crate::Storage::F64(x), crate::Storage::F64(y), crate::Storage::F64(gv)) => {
-                grad_typed(op, x, y, gv).map(|v| Tensor::from_typed(v, g.shape().clone()))
-            }
+        match (x.elements(), y.elements(), g.elements()) {
+            (Elements::F32(x), Elements::F32(y), Elements::F32(gv)) => grad_typed(op, x, y, gv, g.shape().clone()),
+            (Elements::F64(x), Elements::F64(y), Elements::F64(gv)) => grad_typed(op, x, y, gv, g.shape().clone()),
             _ => None,
         }
     }
