@@ -44,7 +44,7 @@ pub use error::AutogradError;
 pub use gradcheck::{gradcheck, gradcheck2, gradcheck2_with, gradcheck_with, GradcheckConfig, GradcheckError, GradcheckReport};
 pub use gradient::{gradient, gradient_nested, gradient_params, gradients, try_update, update, AsTensor, Grads, Params};
 pub use ops::custom::CustomOp;
-pub use tape::{in_gradient, no_grad};
+pub use tape::{in_gradient, is_recording, no_grad};
 pub use value::Value;
 pub use var::{param, Var};
 

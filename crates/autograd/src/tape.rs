@@ -35,6 +35,19 @@ pub fn in_gradient() -> bool {
     depth() > 0
 }
 
+/// Are operations recorded on this thread now (no enclosing [`no_grad`])? A result is tracked
+/// only when this holds and one of its inputs is tracked, so a custom op whose forward keeps
+/// state for its backward can skip that work otherwise.
+///
+/// ```
+/// use flux_autograd::{is_recording, no_grad};
+/// assert!(is_recording());
+/// assert!(!no_grad(is_recording));
+/// ```
+pub fn is_recording() -> bool {
+    recording()
+}
+
 /// Runs `f` without recording: every result is a constant. Use it for evaluation and for
 /// updates that must not become part of a graph.
 ///

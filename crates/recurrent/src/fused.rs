@@ -25,6 +25,7 @@ use flux_autograd::{gradients, CustomOp, Var};
 use flux_tensor::{DType, Tensor, TensorError};
 
 use crate::cells::lstm_step;
+use crate::inference::{self, Inferred};
 use crate::kernels::{gates_backward, gates_forward, transpose, StepForward, StepMatrix};
 use crate::pool::{self, Pooled};
 
@@ -83,21 +84,37 @@ fn split_slots<'a, E>(buf: &'a mut [E], slot: usize, sizes: &[usize]) -> Vec<Vec
     lists
 }
 
+/// What a sequence keeps: everything backward needs, or (when nothing will be differentiated)
+/// only what its outputs are read from.
+enum Kept<E: Pooled> {
+    Train(Saved<E>),
+    Infer(Inferred<E>),
+}
+
+impl<E: Pooled> Kept<E> {
+    fn train(&self) -> &Saved<E> {
+        match self {
+            Kept::Train(s) => s,
+            Kept::Infer(_) => unreachable!("fused LSTM: backward of a sequence run without recording"),
+        }
+    }
+}
+
 enum SavedAny {
-    F32(Saved<f32>),
-    F64(Saved<f64>),
+    F32(Kept<f32>),
+    F64(Kept<f64>),
 }
 
 trait Store: Pooled {
-    fn wrap(s: Saved<Self>) -> SavedAny;
-    fn get(s: &SavedAny) -> &Saved<Self>;
+    fn wrap(s: Kept<Self>) -> SavedAny;
+    fn get(s: &SavedAny) -> &Kept<Self>;
 }
 
 impl Store for f32 {
-    fn wrap(s: Saved<f32>) -> SavedAny {
+    fn wrap(s: Kept<f32>) -> SavedAny {
         SavedAny::F32(s)
     }
-    fn get(s: &SavedAny) -> &Saved<f32> {
+    fn get(s: &SavedAny) -> &Kept<f32> {
         match s {
             SavedAny::F32(s) => s,
             _ => unreachable!("saved f64, asked f32"),
@@ -106,10 +123,10 @@ impl Store for f32 {
 }
 
 impl Store for f64 {
-    fn wrap(s: Saved<f64>) -> SavedAny {
+    fn wrap(s: Kept<f64>) -> SavedAny {
         SavedAny::F64(s)
     }
-    fn get(s: &SavedAny) -> &Saved<f64> {
+    fn get(s: &SavedAny) -> &Kept<f64> {
         match s {
             SavedAny::F64(s) => s,
             _ => unreachable!("saved f32, asked f64"),
@@ -128,6 +145,9 @@ struct LstmSeq {
     need_x: bool,
     /// Whether `h0` or `c0` can need a gradient.
     need_h0: bool,
+    /// Nothing will be differentiated (no tracked input, or not recording): the forward keeps
+    /// nothing for backward and splits the hidden units over the threads ([`crate::inference`]).
+    inference: bool,
     saved: Mutex<Option<SavedAny>>,
     /// Gradients reaching `h_1 … h_T` and `c_T` in the running backward pass.
     pending: Mutex<Vec<Option<Var>>>,
@@ -154,6 +174,16 @@ impl LstmSeq {
         vec![(0, first), (first, n - first)]
     }
 
+    fn forward_kept<E: Store>(&self, xs: &[Tensor]) -> Kept<E> {
+        if self.inference {
+            let x: Vec<&[E]> = xs[5..].iter().map(typed::<E>).collect();
+            let (wi, wh, b, h0, c0) = (typed::<E>(&xs[0]), typed::<E>(&xs[1]), typed::<E>(&xs[2]), typed::<E>(&xs[3]), typed::<E>(&xs[4]));
+            let threads = if self.parts().len() > 1 && E::packs(self.batch) { flux_tensor::num_threads() } else { 1 };
+            return Kept::Infer(inference::forward(wi, wh, b, h0, c0, &x, self.input, self.hidden, self.batch, threads));
+        }
+        Kept::Train(self.forward_typed(xs))
+    }
+
     fn forward_typed<E: Store>(&self, xs: &[Tensor]) -> Saved<E> {
         let (t_n, n, hs, is) = (self.steps, self.batch, self.hidden, self.input);
         let (wi, wh, b) = (typed::<E>(&xs[0]), typed::<E>(&xs[1]), typed::<E>(&xs[2]));
@@ -165,8 +195,8 @@ impl LstmSeq {
         let ranges = self.parts();
         // [Wiᵀ; Whᵀ] stacked, [in + H, 4H]: one GEMM per step computes both projections;
         // prepared once (a second time only if the parts need different forms)
-        let w0 = E::prepare_stacked(wi, wh, is, hs, ranges[0].1);
-        let w1 = ranges.get(1).filter(|r| E::packs(r.1) != E::packs(ranges[0].1)).map(|r| E::prepare_stacked(wi, wh, is, hs, r.1));
+        let w0 = E::prepare_stacked(wi, wh, is, hs, 0..hs, ranges[0].1);
+        let w1 = ranges.get(1).filter(|r| E::packs(r.1) != E::packs(ranges[0].1)).map(|r| E::prepare_stacked(wi, wh, is, hs, 0..hs, r.1));
         let mut h_all = pool::take::<E>(hn * (t_n + 1));
         h_all[..hn].copy_from_slice(typed::<E>(&xs[3]));
         let sizes: Vec<usize> = ranges.iter().map(|&(_, w)| hs * w).collect();
@@ -219,7 +249,7 @@ impl LstmSeq {
     /// (`t < T`) or `c_T` (`t = T`), each `[H, N]`.
     fn backward_typed<E: Store>(&self, inputs: &[Var], dys: &[Option<Tensor>]) -> Vec<Option<Var>> {
         let saved = lock(&self.saved);
-        let s = E::get(saved.as_ref().expect("fused LSTM: backward before forward"));
+        let s = E::get(saved.as_ref().expect("fused LSTM: backward before forward")).train();
         let (t_n, n, hs, is) = (self.steps, self.batch, self.hidden, self.input);
         let (wi_t, wh_t) = (inputs[0].data(), inputs[1].data());
         let (wi, wh) = (typed::<E>(&wi_t), typed::<E>(&wh_t));
@@ -350,8 +380,8 @@ impl CustomOp for LstmSeq {
     fn forward(&self, xs: &[Tensor]) -> Result<Tensor, TensorError> {
         let dtype = xs[0].dtype();
         let saved = match dtype {
-            DType::F32 => f32::wrap(self.forward_typed::<f32>(xs)),
-            DType::F64 => f64::wrap(self.forward_typed::<f64>(xs)),
+            DType::F32 => f32::wrap(self.forward_kept::<f32>(xs)),
+            DType::F64 => f64::wrap(self.forward_kept::<f64>(xs)),
         };
         *lock(&self.saved) = Some(saved);
         Ok(Tensor::full_of(&[1], 0.0, dtype))
@@ -384,18 +414,19 @@ struct LstmSlot {
 impl LstmSlot {
     fn value<E: Store>(&self) -> Tensor {
         let saved = lock(&self.seq.saved);
-        let s = E::get(saved.as_ref().expect("fused LSTM: slot before forward"));
-        let hn = self.seq.hidden * self.seq.batch;
-        let (t_n, hs, n) = (self.seq.steps, self.seq.hidden, self.seq.batch);
-        let v = if self.slot < t_n {
-            s.hs[(self.slot + 1) * hn..(self.slot + 2) * hn].to_vec()
-        } else {
-            let mut c = vec![E::ZERO; hn];
-            for p in &s.parts {
-                let pn = hs * p.n;
-                transpose(&p.cs[t_n * pn..(t_n + 1) * pn], p.n, hs, &mut c[hs * p.n0..hs * (p.n0 + p.n)]);
+        let (t_n, hs, n, is) = (self.seq.steps, self.seq.hidden, self.seq.batch, self.seq.input);
+        let hn = hs * n;
+        let v = match E::get(saved.as_ref().expect("fused LSTM: slot before forward")) {
+            Kept::Infer(inferred) => inferred.output(self.slot, is, hs, n),
+            Kept::Train(s) if self.slot < t_n => s.hs[(self.slot + 1) * hn..(self.slot + 2) * hn].to_vec(),
+            Kept::Train(s) => {
+                let mut c = vec![E::ZERO; hn];
+                for p in &s.parts {
+                    let pn = hs * p.n;
+                    transpose(&p.cs[t_n * pn..(t_n + 1) * pn], p.n, hs, &mut c[hs * p.n0..hs * (p.n0 + p.n)]);
+                }
+                c
             }
-            c
         };
         Tensor::from_typed(v, [hs, n][..].into())
     }
@@ -460,6 +491,7 @@ pub(crate) fn lstm_seq(wi: &Var, wh: &Var, b: &Var, h0: &Var, c0: &Var, xs: &[Va
         input,
         need_x: all[5..].iter().any(Var::is_tracked),
         need_h0: all[3].is_tracked() || all[4].is_tracked(),
+        inference: !(flux_autograd::is_recording() && all.iter().any(Var::is_tracked)),
         saved: Mutex::new(None),
         pending: Mutex::new(vec![None; xs.len() + 1]),
     });

@@ -4,6 +4,7 @@
 //! compiler vectorises (about 1 ulp of `exp`); f64 uses the standard library.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use flux_tensor::GemmElement;
 
@@ -24,10 +25,11 @@ pub(crate) trait Kern: GemmElement {
     fn prepare(b: &[Self], k: usize, m: usize, _n: usize) -> StepMatrix<'_, Self> {
         StepMatrix { k, m, data: Cow::Borrowed(b), packed: false }
     }
-    /// The stacked LSTM weight `[Wiᵀ; Whᵀ]` (`[in + H, 4H]`) of the per-step products of a
-    /// batch of `n`, prepared as [`Kern::prepare`] would (packed for the f32 kernel).
-    fn prepare_stacked(wi: &[Self], wh: &[Self], is: usize, hs: usize, _n: usize) -> StepMatrix<'static, Self> {
-        StepMatrix { k: is + hs, m: 4 * hs, data: Cow::Owned(stacked(wi, wh, is, hs)), packed: false }
+    /// The stacked LSTM weight `[Wiᵀ; Whᵀ]` of the per-step products of a batch of `n`,
+    /// restricted to the hidden units `units` (`[in + H, 4·|units|]`, see [`stacked`]), prepared
+    /// as [`Kern::prepare`] would (packed for the f32 kernel).
+    fn prepare_stacked(wi: &[Self], wh: &[Self], is: usize, hs: usize, units: Range<usize>, _n: usize) -> StepMatrix<'static, Self> {
+        StepMatrix { k: is + hs, m: 4 * units.len(), data: Cow::Owned(stacked(wi, wh, is, hs, units)), packed: false }
     }
     /// Whether [`Kern::prepare`] packs for a batch of `n`.
     fn packs(_n: usize) -> bool {
@@ -53,11 +55,14 @@ impl Kern for f64 {
     }
 }
 
-/// `[Wiᵀ; Whᵀ]`, `[in + H, 4H]` column-major, from `Wi: [4H, in]` and `Wh: [4H, H]`.
-fn stacked<E: GemmElement>(wi: &[E], wh: &[E], is: usize, hs: usize) -> Vec<E> {
-    let (k, m) = (is + hs, 4 * hs);
-    let mut out = vec![E::ZERO; k * m];
-    for (j, col) in out.chunks_exact_mut(k).enumerate() {
+/// `[Wiᵀ; Whᵀ]` from `Wi: [4H, in]` and `Wh: [4H, H]`, restricted to the hidden units `units`:
+/// `[in + H, 4·|units|]` column-major, the columns of those units' `i` gates, then `f`, `g`, `o`
+/// (all `4H` columns for `units = 0..H`).
+fn stacked<E: GemmElement>(wi: &[E], wh: &[E], is: usize, hs: usize, units: Range<usize>) -> Vec<E> {
+    let (k, m, hp) = (is + hs, 4 * hs, units.len());
+    let mut out = vec![E::ZERO; k * 4 * hp];
+    for (c, col) in out.chunks_exact_mut(k).enumerate() {
+        let j = (c / hp) * hs + units.start + c % hp;
         for p in 0..is {
             col[p] = wi[j + m * p];
         }
@@ -90,12 +95,12 @@ fn exp_f32(x: f32) -> f32 {
 }
 
 impl Kern for f32 {
-    fn prepare_stacked(wi: &[f32], wh: &[f32], is: usize, hs: usize, n: usize) -> StepMatrix<'static, f32> {
-        let (k, m) = (is + hs, 4 * hs);
+    fn prepare_stacked(wi: &[f32], wh: &[f32], is: usize, hs: usize, units: Range<usize>, n: usize) -> StepMatrix<'static, f32> {
+        let (k, m) = (is + hs, 4 * units.len());
         if crate::smallgemm::usable(n) {
-            StepMatrix { k, m, data: Cow::Owned(crate::smallgemm::pack_stacked(wi, wh, is, hs)), packed: true }
+            StepMatrix { k, m, data: Cow::Owned(crate::smallgemm::pack_stacked(wi, wh, is, hs, units)), packed: true }
         } else {
-            StepMatrix { k, m, data: Cow::Owned(stacked(wi, wh, is, hs)), packed: false }
+            StepMatrix { k, m, data: Cow::Owned(stacked(wi, wh, is, hs, units)), packed: false }
         }
     }
     fn packs(n: usize) -> bool {

@@ -30,9 +30,11 @@
 
 #![allow(clippy::upper_case_acronyms)]
 
+mod barrier;
 mod cell;
 mod cells;
 mod fused;
+mod inference;
 mod kernels;
 mod pool;
 mod recur;

@@ -37,16 +37,26 @@ pub(crate) fn pack(b: &[f32], k: usize, m: usize) -> Vec<f32> {
     out
 }
 
-/// [`pack`] of the stacked LSTM weight `[Wiᵀ; Whᵀ]` (`[in + H, 4H]`), read straight from `Wi`
-/// (`[4H, in]`) and `Wh` (`[4H, H]`): one pass, each panel row a contiguous run of a column.
-pub(crate) fn pack_stacked(wi: &[f32], wh: &[f32], is: usize, hs: usize) -> Vec<f32> {
-    let (k, m) = (is + hs, 4 * hs);
+/// [`pack`] of the stacked LSTM weight `[Wiᵀ; Whᵀ]` restricted to the hidden units `units`
+/// (`[in + H, 4·|units|]`: the `i, f, g, o` columns of those units, gate by gate), read straight
+/// from `Wi` (`[4H, in]`) and `Wh` (`[4H, H]`): one pass, each panel row made of contiguous runs
+/// of a column.
+pub(crate) fn pack_stacked(wi: &[f32], wh: &[f32], is: usize, hs: usize, units: std::ops::Range<usize>) -> Vec<f32> {
+    let (k, m, hp) = (is + hs, 4 * units.len(), units.len());
     let mut out = vec![0.0f32; m.div_ceil(PANEL) * k * PANEL];
     for (panel, dst) in out.chunks_exact_mut(k * PANEL).enumerate() {
         let (j0, w) = (panel * PANEL, PANEL.min(m - panel * PANEL));
         for p in 0..k {
-            let src = if p < is { &wi[m * p + j0..][..w] } else { &wh[m * (p - is) + j0..][..w] };
-            dst[p * PANEL..][..w].copy_from_slice(src);
+            let src = if p < is { &wi[4 * hs * p..][..4 * hs] } else { &wh[4 * hs * (p - is)..][..4 * hs] };
+            let row = &mut dst[p * PANEL..][..w];
+            let mut q = 0;
+            while q < w {
+                // a run of one gate's columns
+                let (gate, off) = ((j0 + q) / hp, (j0 + q) % hp);
+                let run = (w - q).min(hp - off);
+                row[q..q + run].copy_from_slice(&src[gate * hs + units.start + off..][..run]);
+                q += run;
+            }
         }
     }
     out
@@ -307,7 +317,15 @@ mod tests {
                             cat[p + k * j] = if p < is { wi[j + m * p] } else { wh[j + m * (p - is)] };
                         }
                     }
-                    assert_eq!(super::pack_stacked(&wi, &wh, is, hs), super::pack(&cat, k, m));
+                    assert_eq!(super::pack_stacked(&wi, &wh, is, hs, 0..hs), super::pack(&cat, k, m));
+                    // a range of units takes their four gate columns, gate by gate
+                    let units = 1..4;
+                    let cols: Vec<usize> = (0..4).flat_map(|g| units.clone().map(move |j| g * hs + j)).collect();
+                    let mut sub = vec![0.0f32; k * cols.len()];
+                    for (c, &j) in cols.iter().enumerate() {
+                        sub[k * c..][..k].copy_from_slice(&cat[k * j..][..k]);
+                    }
+                    assert_eq!(super::pack_stacked(&wi, &wh, is, hs, units), super::pack(&sub, k, cols.len()));
                 }
                 for (g, w) in got.iter().zip(&want) {
                     assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");

@@ -218,3 +218,36 @@ fn batch_split_over_threads_matches_steps() {
     close(&h, &s.0, 1e-4);
     close(&c, &s.1, 1e-4);
 }
+
+#[test]
+fn forward_without_recording_matches_steps() {
+    // under no_grad the fused path keeps nothing for backward and splits the hidden units over
+    // the threads: f32 through the packed kernel (batches of 16k), f64 and ragged shapes through
+    // the general GEMM, an odd hidden size split unevenly
+    flux_tensor::seed(9);
+    flux_tensor::set_num_threads(2);
+    for (n_in, hidden, batch, t, f32) in [(64, 256, Some(32), 12, true), (8, 33, Some(48), 9, true), (3, 5, None, 6, false), (6, 37, Some(5), 8, false)] {
+        let cell = if f32 { LSTMCell::new(n_in, hidden) } else { f64_cell(n_in, hidden) };
+        let xs: Vec<Var> = seq(n_in, batch, t).iter().map(|x| if f32 { x.to_f32() } else { x.clone() }).collect();
+        let state_shape = match batch {
+            Some(b) => vec![hidden, b],
+            None => vec![hidden],
+        };
+        let random = |s: &[usize]| {
+            let t = Tensor::randn(s);
+            Var::from(if f32 { t.to_f32() } else { t })
+        };
+        let s0 = (random(&state_shape), random(&state_shape));
+        let ((h, c), ys) = flux_autograd::no_grad(|| cell.step_seq(&s0, &xs));
+        assert!(!h.is_tracked());
+        let mut s = s0.clone();
+        let tol = if f32 { 1e-4 } else { 1e-12 };
+        for (x, y) in xs.iter().zip(&ys) {
+            let (s2, y2) = cell.step(&s, x);
+            s = s2;
+            close(y, &y2, tol);
+        }
+        close(&h, &s.0, tol);
+        close(&c, &s.1, tol);
+    }
+}
