@@ -1,64 +1,70 @@
 //! The fused LSTM sequence path.
 //!
-//! One [`CustomOp`] (`LstmSeq`) runs a whole sequence. Per step it does one GEMM,
-//! `[x_tᵀ | h_{t-1}ᵀ] · [Wiᵀ; Whᵀ]` (the stacked weights prepared once per sequence: packed for
-//! the register-blocked AVX-512 kernel of [`crate::smallgemm`] in f32, the general GEMM
-//! otherwise), and one fused gate pass computing `i, f, g, o`, `c_t`, `tanh(c_t)`, `h_t`. The
-//! batch is split into two parts on two threads when it is large enough (the sequences of a
-//! batch are independent, so the threads never wait on each other). It keeps the activated
-//! gates, `c_t`, `tanh(c_t)` and `h_t` of every step for the backward pass, and returns a
-//! one-element token. Each step's `h_t` (and the final `c_T`) is a tiny `LstmSlot` op on that
-//! token which copies the value out; its backward hands the incoming gradient to the sequence
-//! op through a side channel instead of building a dense gradient of the whole sequence, so a
-//! loss over every step costs no more than one over the last.
+//! One [`CustomOp`] (`LstmSeq`) runs a whole sequence; each step's `h_t` (and the final `c_T`)
+//! is a tiny `LstmSlot` op that reads it out. The threads split the hidden units: each one
+//! multiplies the whole batch by its own slice of the stacked weights `[Wiᵀ; Whᵀ]` (the four
+//! gate columns of its units: a fraction of the weights per core, so they stay in that core's
+//! cache, and every weight loaded serves the whole batch), runs the fused gate pass of its units
+//! (`i, f, g, o`, `c_t`, `tanh(c_t)` and `h_t` in one sweep), and writes its part of `h_t` where
+//! the next step reads it. A spin barrier per step hands the step over. Per step that is one
+//! GEMM `[x_tᵀ | h_{t-1}ᵀ] · W_units` (the register-blocked AVX-512 kernel of
+//! [`crate::smallgemm`] in f32, the general GEMM otherwise) and one gate pass per thread.
 //!
-//! The backward of `LstmSeq` runs backprop through time with raw kernels (again one thread per
-//! batch part): per step a fused gate-backward pass and one GEMM (`dz_t · Wh`), then three GEMMs
-//! over all steps at once (`dWh`, `dWi`, `dx`). When an outer gradient is recording (a gradient
-//! of a gradient), the inputs or incoming gradients are tracked; the rule then recomputes the
+//! When the result will be differentiated, the forward keeps, per thread, the activated gates,
+//! `c_t` and `tanh(c_t)` of every step, and every step's input `[x_tᵀ | h_{t-1}ᵀ]` (all steps as
+//! one `[N·T, in + H]` matrix). Backprop through time runs on the same threads and units: per
+//! step a fused gate-backward pass, a barrier, and one GEMM `dz_t · Wh[:, units]` giving the
+//! gradient that reaches those units of `h_{t-1}`; then one GEMM over all steps gives
+//! `[dWi | dWh]` and one more `dX`. The slot ops hand their incoming gradients to the sequence op
+//! through a side channel instead of building a dense gradient of the whole sequence, so a loss
+//! over every step costs no more than one over the last.
+//!
+//! When an outer gradient is recording (a gradient of a gradient), the rule recomputes the
 //! sequence with the differentiable step ([`crate::cells::lstm_step`]) and differentiates that,
 //! so higher-order gradients stay exact.
 
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use flux_autograd::{gradients, CustomOp, Var};
 use flux_tensor::{DType, Tensor, TensorError};
 
 use crate::cells::lstm_step;
-use crate::inference::{self, Inferred};
-use crate::kernels::{gates_backward, gates_forward, transpose, StepForward, StepMatrix};
+use crate::kernels::{gates_backward, gates_forward, transpose, StepForward};
 use crate::pool::{self, Pooled};
+use crate::sync::{Shared, SpinBarrier};
 
-/// What the forward pass keeps for backward, per element type. The batch is split into parts
-/// that run on their own threads (the sequences of a batch are independent); each part keeps
-/// its own "batch-major" matrices (stored transposed, `[n, k]` with the batch index fastest:
-/// the per-step GEMMs are faster in that orientation and the gate passes vectorise over the
-/// batch).
+/// What the forward pass keeps of a sequence. Matrices named batch-major are stored with the
+/// batch index fastest (`[N, k]`): a unit's values over the batch are contiguous, so the gate
+/// passes vectorise over the batch and the per-step GEMMs read their operand in the fast
+/// orientation.
 struct Saved<E: Pooled> {
-    /// `[in, N*T]`: the inputs side by side (as given).
-    x: Vec<E>,
-    /// `[H, N, T+1]`: `h_0 … h_T` (as returned).
-    hs: Vec<E>,
-    /// The batch parts, in batch order.
+    /// `[N·T, in + H]`: row `b + N·t` is `[x_tᵀ | h_{t-1}ᵀ]` of sample `b` (the `x` columns
+    /// only when differentiating). Holds `h_1 … h_{T-1}` for the outputs and is the right
+    /// operand of the weight-gradient GEMM.
+    steps: Vec<E>,
+    /// `[N, H]` batch-major: `h_T`.
+    h_last: Vec<E>,
+    /// `[N, H]` batch-major: `c_T`.
+    c_last: Vec<E>,
+    /// What backward needs, per thread; empty when nothing will be differentiated.
     parts: Vec<Part<E>>,
 }
 
-/// The batch columns `n0 .. n0 + n` of a sequence.
+/// The hidden units one thread computed, every step (batch-major).
 struct Part<E: Pooled> {
-    n0: usize,
-    n: usize,
-    /// `[n, 4H, T]`: activated gates `i, f, g, o` of every step.
+    units: Range<usize>,
+    /// `[N, 4·hp, T]`: the activated gates `i, f, g, o` of these `hp` units.
     gates: Vec<E>,
-    /// `[n, H, T+1]`: `c_0 … c_T`.
+    /// `[N, hp, T+1]`: `c_0 … c_T`.
     cs: Vec<E>,
-    /// `[n, H, T]`: `tanh(c_1) … tanh(c_T)`.
+    /// `[N, hp, T]`: `tanh(c_1) … tanh(c_T)`.
     tcs: Vec<E>,
 }
 
 impl<E: Pooled> Drop for Saved<E> {
     fn drop(&mut self) {
-        pool::give(std::mem::take(&mut self.x));
-        pool::give(std::mem::take(&mut self.hs));
+        pool::give(std::mem::take(&mut self.steps));
     }
 }
 
@@ -70,51 +76,21 @@ impl<E: Pooled> Drop for Part<E> {
     }
 }
 
-/// Splits `buf` into `slots` equal slots and each slot into consecutive pieces of
-/// `sizes[i]` elements: piece `i` of every slot goes to list `i`.
-fn split_slots<'a, E>(buf: &'a mut [E], slot: usize, sizes: &[usize]) -> Vec<Vec<&'a mut [E]>> {
-    let mut lists: Vec<Vec<&'a mut [E]>> = sizes.iter().map(|_| Vec::new()).collect();
-    for mut rest in buf.chunks_exact_mut(slot) {
-        for (list, &size) in lists.iter_mut().zip(sizes) {
-            let (piece, tail) = rest.split_at_mut(size);
-            list.push(piece);
-            rest = tail;
-        }
-    }
-    lists
-}
-
-/// What a sequence keeps: everything backward needs, or (when nothing will be differentiated)
-/// only what its outputs are read from.
-enum Kept<E: Pooled> {
-    Train(Saved<E>),
-    Infer(Inferred<E>),
-}
-
-impl<E: Pooled> Kept<E> {
-    fn train(&self) -> &Saved<E> {
-        match self {
-            Kept::Train(s) => s,
-            Kept::Infer(_) => unreachable!("fused LSTM: backward of a sequence run without recording"),
-        }
-    }
-}
-
 enum SavedAny {
-    F32(Kept<f32>),
-    F64(Kept<f64>),
+    F32(Saved<f32>),
+    F64(Saved<f64>),
 }
 
 trait Store: Pooled {
-    fn wrap(s: Kept<Self>) -> SavedAny;
-    fn get(s: &SavedAny) -> &Kept<Self>;
+    fn wrap(s: Saved<Self>) -> SavedAny;
+    fn get(s: &SavedAny) -> &Saved<Self>;
 }
 
 impl Store for f32 {
-    fn wrap(s: Kept<f32>) -> SavedAny {
+    fn wrap(s: Saved<f32>) -> SavedAny {
         SavedAny::F32(s)
     }
-    fn get(s: &SavedAny) -> &Kept<f32> {
+    fn get(s: &SavedAny) -> &Saved<f32> {
         match s {
             SavedAny::F32(s) => s,
             _ => unreachable!("saved f64, asked f32"),
@@ -123,10 +99,10 @@ impl Store for f32 {
 }
 
 impl Store for f64 {
-    fn wrap(s: Kept<f64>) -> SavedAny {
+    fn wrap(s: Saved<f64>) -> SavedAny {
         SavedAny::F64(s)
     }
-    fn get(s: &SavedAny) -> &Kept<f64> {
+    fn get(s: &SavedAny) -> &Saved<f64> {
         match s {
             SavedAny::F64(s) => s,
             _ => unreachable!("saved f32, asked f64"),
@@ -145,9 +121,9 @@ struct LstmSeq {
     need_x: bool,
     /// Whether `h0` or `c0` can need a gradient.
     need_h0: bool,
-    /// Nothing will be differentiated (no tracked input, or not recording): the forward keeps
-    /// nothing for backward and splits the hidden units over the threads ([`crate::inference`]).
-    inference: bool,
+    /// Whether the result will be differentiated (recording, and some input tracked): only then
+    /// does the forward keep what backward needs.
+    keep: bool,
     saved: Mutex<Option<SavedAny>>,
     /// Gradients reaching `h_1 … h_T` and `c_T` in the running backward pass.
     pending: Mutex<Vec<Option<Var>>>,
@@ -161,193 +137,247 @@ fn typed<E: Store>(t: &Tensor) -> &[E] {
     t.as_slice::<E>().expect("fused LSTM: inputs share one dtype")
 }
 
-impl LstmSeq {
-    /// How the batch is split over threads: `(first column, width)` per part. Two parts when
-    /// more than one thread may run, the batch is at least 32 and the work pays for a thread.
-    fn parts(&self) -> Vec<(usize, usize)> {
-        let (n, hs) = (self.batch, self.hidden);
-        let work = 4 * hs * (hs + self.input) * n * self.steps;
-        if flux_tensor::num_threads() < 2 || n < 32 || work < 1 << 24 {
-            return vec![(0, n)];
+/// `dst[row0 + b + ld·r] = src[r + rows·b]`: a feature-major `[rows, N]` matrix written as the
+/// rows `row0 .. row0 + N` of a column-major matrix with leading dimension `ld`.
+fn put_rows<E: Copy>(src: &[E], rows: usize, n: usize, dst: &mut [E], row0: usize, ld: usize) {
+    for r in 0..rows {
+        let d = &mut dst[row0 + ld * r..][..n];
+        for (b, v) in d.iter_mut().enumerate() {
+            *v = src[r + rows * b];
         }
-        let first = (n / 2).div_ceil(16) * 16;
-        vec![(0, first), (first, n - first)]
     }
+}
 
-    fn forward_kept<E: Store>(&self, xs: &[Tensor]) -> Kept<E> {
-        if self.inference {
-            let x: Vec<&[E]> = xs[5..].iter().map(typed::<E>).collect();
-            let (wi, wh, b, h0, c0) = (typed::<E>(&xs[0]), typed::<E>(&xs[1]), typed::<E>(&xs[2]), typed::<E>(&xs[3]), typed::<E>(&xs[4]));
-            let threads = if self.parts().len() > 1 && E::packs(self.batch) { flux_tensor::num_threads() } else { 1 };
-            return Kept::Infer(inference::forward(wi, wh, b, h0, c0, &x, self.input, self.hidden, self.batch, threads));
+/// `dst[i + N·j] += src[units.start + j + hs·i]`: the rows `units` of a feature-major `[hs, N]`
+/// gradient added to a batch-major `[N, |units|]` one.
+fn add_units<E: Pooled>(src: &[E], hs: usize, units: &Range<usize>, n: usize, dst: &mut [E]) {
+    for (j, unit) in units.clone().enumerate() {
+        let d = &mut dst[n * j..][..n];
+        for (i, v) in d.iter_mut().enumerate() {
+            *v = *v + src[unit + hs * i];
         }
-        Kept::Train(self.forward_typed(xs))
+    }
+}
+
+impl LstmSeq {
+    /// The hidden units of each thread: near-equal ranges of at least 16 units, more than one
+    /// only when more than one thread may run and the sequence pays for a hand-over per step.
+    fn unit_ranges(&self) -> Vec<Range<usize>> {
+        let hs = self.hidden;
+        let work = 4 * hs * (hs + self.input) * self.batch * self.steps;
+        let parts = if work < 1 << 24 { 1 } else { flux_tensor::num_threads().min(hs / 16).max(1) };
+        (0..parts).map(|p| hs * p / parts..hs * (p + 1) / parts).collect()
     }
 
     fn forward_typed<E: Store>(&self, xs: &[Tensor]) -> Saved<E> {
-        let (t_n, n, hs, is) = (self.steps, self.batch, self.hidden, self.input);
+        let (t_n, n, hs, is, keep) = (self.steps, self.batch, self.hidden, self.input, self.keep);
+        let (k, nt) = (is + hs, n * t_n);
         let (wi, wh, b) = (typed::<E>(&xs[0]), typed::<E>(&xs[1]), typed::<E>(&xs[2]));
-        let (nt, hn) = (n * t_n, hs * n);
-        let mut x = pool::take::<E>(is * nt);
-        for (t, xt) in xs[5..].iter().enumerate() {
-            x[t * is * n..(t + 1) * is * n].copy_from_slice(typed::<E>(xt));
-        }
-        let ranges = self.parts();
-        // [Wiᵀ; Whᵀ] stacked, [in + H, 4H]: one GEMM per step computes both projections;
-        // prepared once (a second time only if the parts need different forms)
-        let w0 = E::prepare_stacked(wi, wh, is, hs, 0..hs, ranges[0].1);
-        let w1 = ranges.get(1).filter(|r| E::packs(r.1) != E::packs(ranges[0].1)).map(|r| E::prepare_stacked(wi, wh, is, hs, 0..hs, r.1));
-        let mut h_all = pool::take::<E>(hn * (t_n + 1));
-        h_all[..hn].copy_from_slice(typed::<E>(&xs[3]));
-        let sizes: Vec<usize> = ranges.iter().map(|&(_, w)| hs * w).collect();
-        let views = split_slots(&mut h_all[hn..], hn, &sizes);
         let (h0, c0) = (typed::<E>(&xs[3]), typed::<E>(&xs[4]));
-        let run = |(n0, w): (usize, usize), h_out: Vec<&mut [E]>| {
-            let wm = if n0 > 0 { w1.as_ref().unwrap_or(&w0) } else { &w0 };
-            self.part_forward(wm, b, &x, h0, c0, n0, w, h_out)
-        };
-        let parts = std::thread::scope(|sc| {
-            let mut views = views.into_iter();
-            let first = views.next().expect("one part at least");
-            let others: Vec<_> = ranges[1..].iter().zip(views).map(|(&r, v)| sc.spawn(move || run(r, v))).collect();
-            let mut parts = vec![run(ranges[0], first)];
-            parts.extend(others.into_iter().map(|h| h.join().expect("fused LSTM worker panicked")));
-            parts
-        });
-        Saved { x, hs: h_all, parts }
-    }
-
-    /// The forward recurrence over batch columns `n0 .. n0 + n`, writing `h_t` into `h_out[t-1]`.
-    fn part_forward<E: Store>(&self, w: &StepMatrix<'_, E>, b: &[E], x: &[E], h0: &[E], c0: &[E], n0: usize, n: usize, mut h_out: Vec<&mut [E]>) -> Part<E> {
-        let (t_n, nb, hs, is) = (self.steps, self.batch, self.hidden, self.input);
-        let (hn, k) = (hs * n, is + hs);
-        let mut gates = pool::take::<E>(4 * hn * t_n);
-        let mut cs = pool::take::<E>(hn * (t_n + 1));
-        let mut tcs = pool::take::<E>(hn * t_n);
-        transpose(&c0[hs * n0..hs * (n0 + n)], hs, n, &mut cs[..hn]);
-        // [x_tᵀ | h_{t-1}ᵀ], [n, in + H], for this step and the next
-        let mut cur = pool::take::<E>(n * k);
-        let mut next = pool::take::<E>(n * k);
-        transpose(&h0[hs * n0..hs * (n0 + n)], hs, n, &mut cur[n * is..]);
-        for t in 0..t_n {
-            transpose(&x[is * (nb * t + n0)..][..is * n], is, n, &mut cur[..n * is]);
-            let g = &mut gates[t * 4 * hn..(t + 1) * 4 * hn];
-            E::step_gemm(n, w, &cur, g, false);
-            let (c_prev, c_next) = cs[t * hn..(t + 2) * hn].split_at_mut(hn);
-            let step = StepForward { g, b, c_prev, c: c_next, tc: &mut tcs[t * hn..(t + 1) * hn], h: &mut next[n * is..] };
-            gates_forward(step, hs, n);
-            transpose(&next[n * is..], n, hs, h_out[t]);
-            std::mem::swap(&mut cur, &mut next);
+        let x = |t: usize| typed::<E>(&xs[5 + t]);
+        let mut steps = pool::take::<E>(nt * k);
+        put_rows(h0, hs, n, &mut steps[nt * is..], 0, nt);
+        if keep {
+            for t in 0..t_n {
+                put_rows(x(t), is, n, &mut steps, n * t, nt);
+            }
         }
-        pool::give(cur);
-        pool::give(next);
-        h_out.clear();
-        Part { n0, n, gates, cs, tcs }
+        // the input of step t, [x_tᵀ | h_{t-1}ᵀ] batch-major [N, in + H], in `ab[t % 2]`
+        let mut ab = [pool::take::<E>(n * k), pool::take::<E>(n * k)];
+        transpose(x(0), is, n, &mut ab[0][..n * is]);
+        transpose(h0, hs, n, &mut ab[0][n * is..]);
+        let mut h_last = vec![E::ZERO; n * hs];
+        let mut c_last = vec![E::ZERO; n * hs];
+        let ranges = self.unit_ranges();
+        let barrier = SpinBarrier::new(ranges.len());
+        let parts = {
+            let [ab0, ab1] = &mut ab;
+            let ab = [Shared::new(ab0), Shared::new(ab1)];
+            let (steps_buf, h_buf, c_buf) = (Shared::new(&mut steps), Shared::new(&mut h_last), Shared::new(&mut c_last));
+            let run = |units: Range<usize>, first: bool| -> Part<E> {
+                let (hp, hpn) = (units.len(), units.len() * n);
+                let w = E::prepare_stacked(wi, wh, is, hs, units.clone(), n);
+                let bias: Vec<E> = (0..4).flat_map(|g| b[g * hs + units.start..g * hs + units.end].iter().copied()).collect();
+                // every step kept for backward, or one slot reused (two for c)
+                let kept = if keep { t_n } else { 1 };
+                let mut gates = pool::take::<E>(4 * hpn * kept);
+                let mut cs = pool::take::<E>(hpn * if keep { t_n + 1 } else { 2 });
+                let mut tcs = pool::take::<E>(hpn * kept);
+                for (j, unit) in units.clone().enumerate() {
+                    for i in 0..n {
+                        cs[i + n * j] = c0[unit + hs * i];
+                    }
+                }
+                // SAFETY: only this thread writes its units' h columns of `steps`, and nobody
+                // reads them before the threads are joined.
+                let my_steps = unsafe { steps_buf.write(nt * (is + units.start)..nt * (is + units.end)) };
+                for t in 0..t_n {
+                    let (slot, c_at, c_next) = if keep { (t, t, t + 1) } else { (0, t % 2, (t + 1) % 2) };
+                    // SAFETY: step t's input was completed before the last barrier and is not
+                    // written again before the next one; this thread alone writes its units'
+                    // columns of step t + 1's input (or of h_T), and the first thread alone its
+                    // x columns, which nobody reads before the next barrier.
+                    let (a, h, x_next) = unsafe {
+                        let a = ab[t % 2].read(0..n * k);
+                        let h = if t + 1 < t_n {
+                            ab[(t + 1) % 2].write(n * (is + units.start)..n * (is + units.end))
+                        } else {
+                            h_buf.write(n * units.start..n * units.end)
+                        };
+                        let x_next = (first && t + 1 < t_n).then(|| ab[(t + 1) % 2].write(0..n * is));
+                        (a, h, x_next)
+                    };
+                    let g = &mut gates[4 * hpn * slot..][..4 * hpn];
+                    E::step_gemm(n, &w, a, g, false);
+                    let (lo, hi) = cs.split_at_mut(hpn * c_at.max(c_next));
+                    let (c_prev, c) = if c_at < c_next { (&lo[hpn * c_at..][..hpn], &mut hi[..hpn]) } else { (&hi[..hpn], &mut lo[hpn * c_next..][..hpn]) };
+                    gates_forward(StepForward { g, b: &bias, c_prev, c, tc: &mut tcs[hpn * slot..][..hpn], h: &mut h[..] }, hp, n);
+                    if t + 1 < t_n {
+                        for j in 0..hp {
+                            my_steps[nt * j + n * (t + 1)..][..n].copy_from_slice(&h[n * j..][..n]);
+                        }
+                    }
+                    if let Some(xn) = x_next {
+                        transpose(x(t + 1), is, n, xn);
+                    }
+                    if t + 1 < t_n {
+                        barrier.wait();
+                    }
+                }
+                let c_final = if keep { t_n } else { t_n % 2 };
+                // SAFETY: only this thread writes its units of c_T.
+                unsafe { c_buf.write(n * units.start..n * units.end) }.copy_from_slice(&cs[hpn * c_final..][..hpn]);
+                Part { units, gates, cs, tcs }
+            };
+            std::thread::scope(|sc| {
+                let (first, others) = ranges.split_first().expect("one part at least");
+                let handles: Vec<_> = others.iter().map(|r| sc.spawn(|| run(r.clone(), false))).collect();
+                let mut parts = vec![run(first.clone(), true)];
+                parts.extend(handles.into_iter().map(|h| h.join().expect("fused LSTM worker panicked")));
+                parts
+            })
+        };
+        let [ab0, ab1] = ab;
+        pool::give(ab0);
+        pool::give(ab1);
+        Saved { steps, h_last, c_last, parts: if keep { parts } else { Vec::new() } }
     }
 
     /// Backprop through time on raw tensors. `dys[t]` is the gradient reaching `h_{t+1}`
     /// (`t < T`) or `c_T` (`t = T`), each `[H, N]`.
     fn backward_typed<E: Store>(&self, inputs: &[Var], dys: &[Option<Tensor>]) -> Vec<Option<Var>> {
         let saved = lock(&self.saved);
-        let s = E::get(saved.as_ref().expect("fused LSTM: backward before forward")).train();
+        let s = E::get(saved.as_ref().expect("fused LSTM: backward before forward"));
+        assert!(!s.parts.is_empty(), "fused LSTM: backward of a sequence that was run without recording");
         let (t_n, n, hs, is) = (self.steps, self.batch, self.hidden, self.input);
+        let (k, nt, m4) = (is + hs, n * t_n, 4 * hs);
         let (wi_t, wh_t) = (inputs[0].data(), inputs[1].data());
         let (wi, wh) = (typed::<E>(&wi_t), typed::<E>(&wh_t));
-        let (hn, nt) = (hs * n, n * t_n);
         let dys: Vec<Option<&[E]>> = dys.iter().map(|d| d.as_ref().map(typed::<E>)).collect();
-        // dz of every step, [4H, N*T] (step t in columns N*t..N*(t+1)), and dh0, dc0 [H, N]
-        let mut dz = pool::take::<E>(4 * hs * nt);
-        let mut dh0 = vec![E::ZERO; hn];
-        let mut dc0 = vec![E::ZERO; hn];
+        // dz of every step, [N·T, 4H]: column q·H + j (gate q of unit j) holds every sample and
+        // step, row b + N·t; and dz_t, batch-major [N, 4H], in `dzt[t % 2]`
+        let mut dz = pool::take::<E>(nt * m4);
+        let mut dzt = [pool::take::<E>(n * m4), pool::take::<E>(n * m4)];
+        let mut db = vec![E::ZERO; m4];
+        let (mut dh0, mut dc0) = (vec![E::ZERO; n * hs], vec![E::ZERO; n * hs]);
+        let barrier = SpinBarrier::new(s.parts.len());
         {
-            let sizes: Vec<usize> = s.parts.iter().map(|p| hs * p.n).collect();
-            let dz_sizes: Vec<usize> = sizes.iter().map(|s| 4 * s).collect();
-            let dz_views = split_slots(&mut dz, 4 * hn, &dz_sizes);
-            let dh_views = split_slots(&mut dh0, hn, &sizes);
-            let dc_views = split_slots(&mut dc0, hn, &sizes);
-            let mut jobs =
-                s.parts.iter().zip(dz_views).zip(dh_views.into_iter().zip(dc_views)).map(|((p, z), (mut h, mut c))| (p, z, h.remove(0), c.remove(0)));
-            let run = |(p, z, h, c): (&Part<E>, Vec<&mut [E]>, &mut [E], &mut [E])| self.part_backward(p, wh, &dys, z, h, c);
+            let [dzt0, dzt1] = &mut dzt;
+            let dzt = [Shared::new(dzt0), Shared::new(dzt1)];
+            let (dz_buf, db_buf, dh0_buf, dc0_buf) = (Shared::new(&mut dz), Shared::new(&mut db), Shared::new(&mut dh0), Shared::new(&mut dc0));
+            let run = |p: &Part<E>| {
+                let units = p.units.clone();
+                let (hp, hpn) = (units.len(), units.len() * n);
+                // Wh's columns of these units, [4H, hp]
+                let w = E::prepare(&wh[m4 * units.start..m4 * units.end], m4, hp, n);
+                let (mut dh, mut dc) = (vec![E::ZERO; hpn], vec![E::ZERO; hpn]);
+                let mut dz_p = vec![E::ZERO; 4 * hpn];
+                // elementwise sum of dz_p over the steps; summed over the batch at the end: db
+                let mut db_acc = vec![E::ZERO; 4 * hpn];
+                if let Some(d) = dys[t_n] {
+                    add_units(d, hs, &units, n, &mut dc);
+                }
+                // SAFETY: only this thread writes its units' columns of dz (gate q: columns
+                // q·H + units, contiguous), and nobody reads them before the threads are joined.
+                let mut my_dz: Vec<&mut [E]> = (0..4).map(|q| unsafe { dz_buf.write(nt * (q * hs + units.start)..nt * (q * hs + units.end)) }).collect();
+                for t in (0..t_n).rev() {
+                    if let Some(d) = dys[t] {
+                        add_units(d, hs, &units, n, &mut dh);
+                    }
+                    gates_backward(&p.gates[4 * hpn * t..][..4 * hpn], &p.cs[hpn * t..][..hpn], &p.tcs[hpn * t..][..hpn], &dh, &mut dc, &mut dz_p, hp, n);
+                    for (acc, &v) in db_acc.iter_mut().zip(&dz_p) {
+                        *acc = *acc + v;
+                    }
+                    for (q, mine) in my_dz.iter_mut().enumerate() {
+                        let src = &dz_p[q * hpn..][..hpn];
+                        // SAFETY: this thread alone writes its units' columns of dz_t; the
+                        // others read them only after the barrier below, and the buffer is not
+                        // written again before the barrier after that (two buffers alternate).
+                        unsafe { dzt[t % 2].write(n * (q * hs + units.start)..n * (q * hs + units.end)) }.copy_from_slice(src);
+                        for j in 0..hp {
+                            mine[nt * j + n * t..][..n].copy_from_slice(&src[n * j..][..n]);
+                        }
+                    }
+                    barrier.wait();
+                    if t > 0 || self.need_h0 {
+                        // the gradient reaching these units of h_{t-1}: [N, hp] = dz_t · Wh[:, units]
+                        // SAFETY: dz_t is complete (before the barrier) and not written until the
+                        // next barrier.
+                        let a = unsafe { dzt[t % 2].read(0..n * m4) };
+                        E::step_gemm(n, &w, a, &mut dh, false);
+                    }
+                }
+                // SAFETY: only this thread writes its units of db, dh0 and dc0.
+                unsafe {
+                    for q in 0..4 {
+                        let out = db_buf.write(q * hs + units.start..q * hs + units.end);
+                        for (j, o) in out.iter_mut().enumerate() {
+                            *o = db_acc[q * hpn + n * j..][..n].iter().fold(E::ZERO, |a, &v| a + v);
+                        }
+                    }
+                    dh0_buf.write(n * units.start..n * units.end).copy_from_slice(&dh);
+                    dc0_buf.write(n * units.start..n * units.end).copy_from_slice(&dc);
+                }
+            };
             std::thread::scope(|sc| {
-                let first = jobs.next().expect("one part at least");
-                let others: Vec<_> = jobs.map(|j| sc.spawn(move || run(j))).collect();
+                let (first, others) = s.parts.split_first().expect("one part at least");
+                let handles: Vec<_> = others.iter().map(|p| sc.spawn(move || run(p))).collect();
                 run(first);
-                for h in others {
+                for h in handles {
                     h.join().expect("fused LSTM worker panicked");
                 }
             });
         }
         let var = |v: Vec<E>, shape: &[usize]| Some(Var::constant(Tensor::from_typed(v, shape.into())));
-        // dWh = dz · [h_0 … h_{T-1}]ᵀ, dWi = dz · Xᵀ, db = row sums of dz
-        let mut dwh = vec![E::ZERO; 4 * hs * hs];
-        E::gemm(4 * hs, hs, nt, &dz, false, &s.hs[..hn * t_n], true, &mut dwh, false);
-        let mut dwi = vec![E::ZERO; 4 * hs * is];
-        E::gemm(4 * hs, is, nt, &dz, false, &s.x, true, &mut dwi, false);
-        let mut db = vec![E::ZERO; 4 * hs];
-        for col in dz.chunks_exact(4 * hs) {
-            for (a, &b) in db.iter_mut().zip(col) {
-                *a += b;
-            }
-        }
-        let mut out = vec![var(dwi, &[4 * hs, is]), var(dwh, &[4 * hs, hs]), var(db, &[4 * hs])];
+        // [dWi | dWh] = dzᵀ · steps: [4H, N·T] · [N·T, in + H]
+        let mut dw = vec![E::ZERO; m4 * k];
+        E::gemm(m4, k, nt, &dz, true, &s.steps, false, &mut dw, false);
+        let dwh = dw.split_off(m4 * is);
+        let mut out = vec![var(dw, &[m4, is]), var(dwh, &[m4, hs]), var(db, &[m4])];
         if self.need_h0 {
-            out.push(var(dh0, &[hs, n]));
-            out.push(var(dc0, &[hs, n]));
+            let mut t = vec![E::ZERO; n * hs];
+            transpose(&dh0, n, hs, &mut t);
+            out.push(var(t, &[hs, n]));
+            let mut t = vec![E::ZERO; n * hs];
+            transpose(&dc0, n, hs, &mut t);
+            out.push(var(t, &[hs, n]));
         } else {
             out.extend([None, None]);
         }
         if self.need_x {
-            // dX = Wiᵀ · dz, with Wiᵀ copied so that no operand is read transposed
-            let mut wit = pool::take::<E>(4 * hs * is);
-            transpose(wi, 4 * hs, is, &mut wit);
+            // dX = Wiᵀ · dzᵀ, [in, N·T]: step t's columns are N·t .. N·(t+1)
             let mut dx = pool::take::<E>(is * nt);
-            E::gemm(is, nt, 4 * hs, &wit, false, &dz, false, &mut dx, false);
+            E::gemm(is, nt, m4, wi, true, &dz, true, &mut dx, false);
             out.extend(dx.chunks_exact(is * n).map(|c| var(c.to_vec(), &[is, n])));
-            pool::give(wit);
             pool::give(dx);
         } else {
             out.extend((0..t_n).map(|_| None));
         }
-        pool::give(dz);
-        out
-    }
-
-    /// Backprop through time over one batch part: writes its columns of `dz` (one slice per
-    /// step) and of `dh0`, `dc0`.
-    fn part_backward<E: Store>(&self, p: &Part<E>, wh: &[E], dys: &[Option<&[E]>], mut dz: Vec<&mut [E]>, dh0: &mut [E], dc0: &mut [E]) {
-        let (t_n, hs, n, n0) = (self.steps, self.hidden, p.n, p.n0);
-        let hn = hs * n;
-        let mut dz_t = pool::take::<E>(4 * hn);
-        let mut dh = pool::zeros::<E>(hn);
-        let mut dc = pool::zeros::<E>(hn);
-        if let Some(d) = dys[t_n] {
-            transpose(&d[hs * n0..hs * (n0 + n)], hs, n, &mut dc);
-        }
-        let w = E::prepare(wh, 4 * hs, hs, n);
-        for t in (0..t_n).rev() {
-            if let Some(d) = dys[t] {
-                let d = &d[hs * n0..hs * (n0 + n)];
-                for j in 0..hs {
-                    for k in 0..n {
-                        dh[k + n * j] += d[j + hs * k];
-                    }
-                }
-            }
-            gates_backward(&p.gates[t * 4 * hn..(t + 1) * 4 * hn], &p.cs[t * hn..(t + 1) * hn], &p.tcs[t * hn..(t + 1) * hn], &dh, &mut dc, &mut dz_t, hs, n);
-            transpose(&dz_t, n, 4 * hs, dz[t]);
-            if t > 0 || self.need_h0 {
-                // [n, H] = dz_t · Wh
-                E::step_gemm(n, &w, &dz_t, &mut dh, false);
-            }
-        }
-        if self.need_h0 {
-            transpose(&dh, n, hs, dh0);
-            transpose(&dc, n, hs, dc0);
-        }
-        dz.clear();
-        for v in [dz_t, dh, dc] {
+        let [dzt0, dzt1] = dzt;
+        for v in [dz, dzt0, dzt1] {
             pool::give(v);
         }
+        out
     }
 
     /// Recomputes the sequence with differentiable ops and differentiates it: the rule used
@@ -380,8 +410,8 @@ impl CustomOp for LstmSeq {
     fn forward(&self, xs: &[Tensor]) -> Result<Tensor, TensorError> {
         let dtype = xs[0].dtype();
         let saved = match dtype {
-            DType::F32 => f32::wrap(self.forward_kept::<f32>(xs)),
-            DType::F64 => f64::wrap(self.forward_kept::<f64>(xs)),
+            DType::F32 => f32::wrap(self.forward_typed::<f32>(xs)),
+            DType::F64 => f64::wrap(self.forward_typed::<f64>(xs)),
         };
         *lock(&self.saved) = Some(saved);
         Ok(Tensor::full_of(&[1], 0.0, dtype))
@@ -414,20 +444,21 @@ struct LstmSlot {
 impl LstmSlot {
     fn value<E: Store>(&self) -> Tensor {
         let saved = lock(&self.seq.saved);
+        let s = E::get(saved.as_ref().expect("fused LSTM: slot before forward"));
         let (t_n, hs, n, is) = (self.seq.steps, self.seq.hidden, self.seq.batch, self.seq.input);
-        let hn = hs * n;
-        let v = match E::get(saved.as_ref().expect("fused LSTM: slot before forward")) {
-            Kept::Infer(inferred) => inferred.output(self.slot, is, hs, n),
-            Kept::Train(s) if self.slot < t_n => s.hs[(self.slot + 1) * hn..(self.slot + 2) * hn].to_vec(),
-            Kept::Train(s) => {
-                let mut c = vec![E::ZERO; hn];
-                for p in &s.parts {
-                    let pn = hs * p.n;
-                    transpose(&p.cs[t_n * pn..(t_n + 1) * pn], p.n, hs, &mut c[hs * p.n0..hs * (p.n0 + p.n)]);
+        let mut v = vec![E::ZERO; hs * n];
+        if self.slot + 1 < t_n {
+            // h_{slot+1} is the h part of step slot + 1's input
+            let nt = n * t_n;
+            let row0 = n * (self.slot + 1);
+            for (b, col) in v.chunks_exact_mut(hs).enumerate() {
+                for (j, o) in col.iter_mut().enumerate() {
+                    *o = s.steps[row0 + b + nt * (is + j)];
                 }
-                c
             }
-        };
+        } else {
+            transpose(if self.slot < t_n { &s.h_last } else { &s.c_last }, n, hs, &mut v);
+        }
         Tensor::from_typed(v, [hs, n][..].into())
     }
 }
@@ -491,7 +522,7 @@ pub(crate) fn lstm_seq(wi: &Var, wh: &Var, b: &Var, h0: &Var, c0: &Var, xs: &[Va
         input,
         need_x: all[5..].iter().any(Var::is_tracked),
         need_h0: all[3].is_tracked() || all[4].is_tracked(),
-        inference: !(flux_autograd::is_recording() && all.iter().any(Var::is_tracked)),
+        keep: flux_autograd::is_recording() && all.iter().any(Var::is_tracked),
         saved: Mutex::new(None),
         pending: Mutex::new(vec![None; xs.len() + 1]),
     });

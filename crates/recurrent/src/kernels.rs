@@ -31,10 +31,6 @@ pub(crate) trait Kern: GemmElement {
     fn prepare_stacked(wi: &[Self], wh: &[Self], is: usize, hs: usize, units: Range<usize>, _n: usize) -> StepMatrix<'static, Self> {
         StepMatrix { k: is + hs, m: 4 * units.len(), data: Cow::Owned(stacked(wi, wh, is, hs, units)), packed: false }
     }
-    /// Whether [`Kern::prepare`] packs for a batch of `n`.
-    fn packs(_n: usize) -> bool {
-        false
-    }
     /// `c = a · b` (or `+=`) for the per-step products: `a` is `[n, k]`, `c` `[n, m]`,
     /// column-major, `b` from [`Kern::prepare`].
     fn step_gemm(n: usize, b: &StepMatrix<'_, Self>, a: &[Self], c: &mut [Self], accumulate: bool) {
@@ -102,9 +98,6 @@ impl Kern for f32 {
         } else {
             StepMatrix { k, m, data: Cow::Owned(stacked(wi, wh, is, hs, units)), packed: false }
         }
-    }
-    fn packs(n: usize) -> bool {
-        crate::smallgemm::usable(n)
     }
     fn prepare(b: &[f32], k: usize, m: usize, n: usize) -> StepMatrix<'_, f32> {
         if crate::smallgemm::usable(n) {

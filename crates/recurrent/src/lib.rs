@@ -30,15 +30,14 @@
 
 #![allow(clippy::upper_case_acronyms)]
 
-mod barrier;
 mod cell;
 mod cells;
 mod fused;
-mod inference;
 mod kernels;
 mod pool;
 mod recur;
 mod smallgemm;
+mod sync;
 
 pub use cell::{RecurrentCell, RecurrentState};
 pub use cells::{GRUCell, LSTMCell, RNNCell};

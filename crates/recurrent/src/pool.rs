@@ -48,13 +48,6 @@ pub(crate) fn take<E: Pooled>(len: usize) -> Vec<E> {
     vec![E::ZERO; len]
 }
 
-/// A buffer of `len` zeros.
-pub(crate) fn zeros<E: Pooled>(len: usize) -> Vec<E> {
-    let mut v = take(len);
-    v.fill(E::ZERO);
-    v
-}
-
 /// Hands a buffer back for reuse.
 pub(crate) fn give<E: Pooled>(v: Vec<E>) {
     if v.capacity() < MIN_POOLED {
@@ -73,10 +66,10 @@ mod tests {
 
     #[test]
     fn buffers_are_reused() {
-        let v: Vec<f64> = zeros(1 << 16);
+        let v: Vec<f64> = take(1 << 16);
         let ptr = v.as_ptr();
         give(v);
-        let w: Vec<f64> = zeros(1 << 16);
+        let w: Vec<f64> = take(1 << 16);
         assert_eq!(w.len(), 1 << 16);
         assert!(w.iter().all(|&x| x == 0.0));
         // another thread may have taken it meanwhile; when not, it is the same allocation

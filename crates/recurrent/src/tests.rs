@@ -170,10 +170,10 @@ fn unused_steps_and_untracked_inputs() {
 }
 
 #[test]
-fn batch_split_over_threads_matches_steps() {
+fn threads_splitting_the_hidden_units_match_steps() {
     flux_tensor::seed(8);
     flux_tensor::set_num_threads(2);
-    // 4H(H + in)·N·T above the threading threshold, N = 48 splits as 32 + 16
+    // 4H(H + in)·N·T above the threading threshold: two threads of 16 hidden units each
     let cell = f64_cell(8, 32);
     let xs: Vec<Var> = seq(8, Some(48), 70).into_iter().map(|x| param(x.data())).collect();
     let h0 = param(Tensor::randn(&[32, 48]));

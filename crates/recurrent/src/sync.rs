@@ -1,8 +1,13 @@
-//! A spinning barrier for the per-step hand-over of the fused LSTM's threads. A step takes tens
-//! of microseconds, about what a sleeping barrier (mutex and condition variable) needs to wake
-//! a thread, so the threads spin; after a while without progress (an oversubscribed machine)
-//! they yield the core instead of burning it.
+//! How the fused LSTM's threads meet once per step and share its buffers.
+//!
+//! [`SpinBarrier`]: a step takes tens of microseconds, about what a sleeping barrier (mutex and
+//! condition variable) needs to wake a thread, so the threads spin; after a while without
+//! progress (an oversubscribed machine) they yield the core instead of burning it.
+//!
+//! [`Shared`]: a buffer several threads write in disjoint parts and read only after a barrier
+//! has separated the writes from the reads; the callers state which part is theirs.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Spins before each yield.
@@ -39,6 +44,43 @@ impl SpinBarrier {
                 std::thread::yield_now();
             }
         }
+    }
+}
+
+/// A buffer shared by the threads of one fused sequence (see the module doc).
+pub(crate) struct Shared<E> {
+    ptr: *mut E,
+    len: usize,
+}
+
+// SAFETY: access goes through `read`/`write`, whose callers keep writes disjoint and ordered
+// before reads by the barrier.
+unsafe impl<E: Send> Send for Shared<E> {}
+// SAFETY: as above.
+unsafe impl<E: Send> Sync for Shared<E> {}
+
+impl<E> Shared<E> {
+    /// Shares `v` for as long as the returned value is used (the caller keeps `v` alive and
+    /// otherwise untouched meanwhile).
+    pub(crate) fn new(v: &mut [E]) -> Shared<E> {
+        Shared { ptr: v.as_mut_ptr(), len: v.len() }
+    }
+
+    /// # Safety
+    /// No thread writes `r` while the returned slice lives.
+    pub(crate) unsafe fn read(&self, r: Range<usize>) -> &[E] {
+        assert!(r.start <= r.end && r.end <= self.len, "shared buffer: {r:?} out of 0..{}", self.len);
+        // SAFETY: in bounds (checked); no concurrent writer (the caller's contract).
+        unsafe { std::slice::from_raw_parts(self.ptr.add(r.start), r.len()) }
+    }
+
+    /// # Safety
+    /// No other thread reads or writes `r` while the returned slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn write(&self, r: Range<usize>) -> &mut [E] {
+        assert!(r.start <= r.end && r.end <= self.len, "shared buffer: {r:?} out of 0..{}", self.len);
+        // SAFETY: in bounds (checked); exclusive (the caller's contract).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r.start), r.len()) }
     }
 }
 
