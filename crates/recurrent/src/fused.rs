@@ -39,14 +39,11 @@ use crate::sync::{Shared, SpinBarrier};
 /// passes vectorise over the batch and the per-step GEMMs read their operand in the fast
 /// orientation.
 struct Saved<E: Pooled> {
-    /// `[N·T, in + H]`: row `b + N·t` is `[x_tᵀ | h_{t-1}ᵀ]` of sample `b` (the `x` columns
-    /// only when differentiating). Holds `h_1 … h_{T-1}` for the outputs and is the right
-    /// operand of the weight-gradient GEMM.
+    /// The outputs `h_1 … h_T` and `c_T`, `[H, N]` each.
+    outputs: Vec<Tensor>,
+    /// `[N·T, in + H + 1]` when differentiating (empty otherwise): row `b + N·t` is
+    /// `[x_tᵀ | h_{t-1}ᵀ | 1]` of sample `b`, the right operand of the weight-gradient GEMM.
     steps: Vec<E>,
-    /// `[N, H]` batch-major: `h_T`.
-    h_last: Vec<E>,
-    /// `[N, H]` batch-major: `c_T`.
-    c_last: Vec<E>,
     /// What backward needs, per thread; empty when nothing will be differentiated.
     parts: Vec<Part<E>>,
 }
@@ -154,7 +151,7 @@ fn add_units<E: Pooled>(src: &[E], hs: usize, units: &Range<usize>, n: usize, ds
     for (j, unit) in units.clone().enumerate() {
         let d = &mut dst[n * j..][..n];
         for (i, v) in d.iter_mut().enumerate() {
-            *v = *v + src[unit + hs * i];
+            *v += src[unit + hs * i];
         }
     }
 }
@@ -171,33 +168,40 @@ impl LstmSeq {
 
     fn forward_typed<E: Store>(&self, xs: &[Tensor]) -> Saved<E> {
         let (t_n, n, hs, is, keep) = (self.steps, self.batch, self.hidden, self.input, self.keep);
-        let (k, nt) = (is + hs, n * t_n);
+        // the step inputs end in a column of ones: the stacked weight's last row is the bias
+        let (k, nt, hn) = (is + hs + 1, n * t_n, hs * n);
         let (wi, wh, b) = (typed::<E>(&xs[0]), typed::<E>(&xs[1]), typed::<E>(&xs[2]));
         let (h0, c0) = (typed::<E>(&xs[3]), typed::<E>(&xs[4]));
         let x = |t: usize| typed::<E>(&xs[5 + t]);
-        let mut steps = pool::take::<E>(nt * k);
-        put_rows(h0, hs, n, &mut steps[nt * is..], 0, nt);
+        let mut steps = Vec::new();
         if keep {
+            steps = pool::take::<E>(nt * k);
             for t in 0..t_n {
                 put_rows(x(t), is, n, &mut steps, n * t, nt);
             }
+            put_rows(h0, hs, n, &mut steps[nt * is..], 0, nt);
+            steps[nt * (is + hs)..].fill(E::ONE);
         }
-        // the input of step t, [x_tᵀ | h_{t-1}ᵀ] batch-major [N, in + H], in `ab[t % 2]`
+        // the input of step t, [x_tᵀ | h_{t-1}ᵀ | 1] batch-major [N, in + H + 1], in `ab[t % 2]`
         let mut ab = [pool::take::<E>(n * k), pool::take::<E>(n * k)];
+        for buf in &mut ab {
+            buf[n * (is + hs)..].fill(E::ONE);
+        }
         transpose(x(0), is, n, &mut ab[0][..n * is]);
-        transpose(h0, hs, n, &mut ab[0][n * is..]);
-        let mut h_last = vec![E::ZERO; n * hs];
-        let mut c_last = vec![E::ZERO; n * hs];
+        transpose(h0, hs, n, &mut ab[0][n * is..n * (is + hs)]);
+        // the outputs h_1 … h_T, [H, N] each, written in place by the threads; c_T batch-major
+        let mut h_out: Vec<Vec<E>> = (0..t_n).map(|_| vec![E::ZERO; hn]).collect();
+        let mut c_last = vec![E::ZERO; hn];
         let ranges = self.unit_ranges();
         let barrier = SpinBarrier::new(ranges.len());
         let parts = {
             let [ab0, ab1] = &mut ab;
             let ab = [Shared::new(ab0), Shared::new(ab1)];
-            let (steps_buf, h_buf, c_buf) = (Shared::new(&mut steps), Shared::new(&mut h_last), Shared::new(&mut c_last));
+            let (steps_buf, c_buf) = (Shared::new(&mut steps), Shared::new(&mut c_last));
+            let h_buf: Vec<Shared<E>> = h_out.iter_mut().map(|h| Shared::new(h)).collect();
             let run = |units: Range<usize>, first: bool| -> Part<E> {
                 let (hp, hpn) = (units.len(), units.len() * n);
-                let w = E::prepare_stacked(wi, wh, is, hs, units.clone(), n);
-                let bias: Vec<E> = (0..4).flat_map(|g| b[g * hs + units.start..g * hs + units.end].iter().copied()).collect();
+                let w = E::prepare_stacked(wi, wh, b, is, hs, units.clone(), n);
                 // every step kept for backward, or one slot reused (two for c)
                 let kept = if keep { t_n } else { 1 };
                 let mut gates = pool::take::<E>(4 * hpn * kept);
@@ -210,20 +214,16 @@ impl LstmSeq {
                 }
                 // SAFETY: only this thread writes its units' h columns of `steps`, and nobody
                 // reads them before the threads are joined.
-                let my_steps = unsafe { steps_buf.write(nt * (is + units.start)..nt * (is + units.end)) };
+                let my_steps = if keep { unsafe { steps_buf.write(nt * (is + units.start)..nt * (is + units.end)) } } else { &mut [][..] };
                 for t in 0..t_n {
                     let (slot, c_at, c_next) = if keep { (t, t, t + 1) } else { (0, t % 2, (t + 1) % 2) };
                     // SAFETY: step t's input was completed before the last barrier and is not
                     // written again before the next one; this thread alone writes its units'
-                    // columns of step t + 1's input (or of h_T), and the first thread alone its
-                    // x columns, which nobody reads before the next barrier.
+                    // columns of the other buffer (step t + 1's input), and the first thread
+                    // alone its x columns, which nobody reads before the next barrier.
                     let (a, h, x_next) = unsafe {
                         let a = ab[t % 2].read(0..n * k);
-                        let h = if t + 1 < t_n {
-                            ab[(t + 1) % 2].write(n * (is + units.start)..n * (is + units.end))
-                        } else {
-                            h_buf.write(n * units.start..n * units.end)
-                        };
+                        let h = ab[(t + 1) % 2].write(n * (is + units.start)..n * (is + units.end));
                         let x_next = (first && t + 1 < t_n).then(|| ab[(t + 1) % 2].write(0..n * is));
                         (a, h, x_next)
                     };
@@ -231,8 +231,10 @@ impl LstmSeq {
                     E::step_gemm(n, &w, a, g, false);
                     let (lo, hi) = cs.split_at_mut(hpn * c_at.max(c_next));
                     let (c_prev, c) = if c_at < c_next { (&lo[hpn * c_at..][..hpn], &mut hi[..hpn]) } else { (&hi[..hpn], &mut lo[hpn * c_next..][..hpn]) };
-                    gates_forward(StepForward { g, b: &bias, c_prev, c, tc: &mut tcs[hpn * slot..][..hpn], h: &mut h[..] }, hp, n);
-                    if t + 1 < t_n {
+                    gates_forward(StepForward { g, c_prev, c, tc: &mut tcs[hpn * slot..][..hpn], h: &mut h[..] }, hp, n);
+                    // SAFETY: only this thread writes its units of h_t in the outputs.
+                    unsafe { h_buf[t].put_transposed(units.start, hs, h, n, hp) };
+                    if keep && t + 1 < t_n {
                         for j in 0..hp {
                             my_steps[nt * j + n * (t + 1)..][..n].copy_from_slice(&h[n * j..][..n]);
                         }
@@ -260,7 +262,12 @@ impl LstmSeq {
         let [ab0, ab1] = ab;
         pool::give(ab0);
         pool::give(ab1);
-        Saved { steps, h_last, c_last, parts: if keep { parts } else { Vec::new() } }
+        let mut c_t = vec![E::ZERO; hn];
+        transpose(&c_last, n, hs, &mut c_t);
+        let shape = [hs, n];
+        let mut outputs: Vec<Tensor> = h_out.into_iter().map(|h| Tensor::from_typed(h, shape[..].into())).collect();
+        outputs.push(Tensor::from_typed(c_t, shape[..].into()));
+        Saved { outputs, steps, parts: if keep { parts } else { Vec::new() } }
     }
 
     /// Backprop through time on raw tensors. `dys[t]` is the gradient reaching `h_{t+1}`
@@ -270,7 +277,7 @@ impl LstmSeq {
         let s = E::get(saved.as_ref().expect("fused LSTM: backward before forward"));
         assert!(!s.parts.is_empty(), "fused LSTM: backward of a sequence that was run without recording");
         let (t_n, n, hs, is) = (self.steps, self.batch, self.hidden, self.input);
-        let (k, nt, m4) = (is + hs, n * t_n, 4 * hs);
+        let (k, nt, m4) = (is + hs + 1, n * t_n, 4 * hs);
         let (wi_t, wh_t) = (inputs[0].data(), inputs[1].data());
         let (wi, wh) = (typed::<E>(&wi_t), typed::<E>(&wh_t));
         let dys: Vec<Option<&[E]>> = dys.iter().map(|d| d.as_ref().map(typed::<E>)).collect();
@@ -278,13 +285,12 @@ impl LstmSeq {
         // step, row b + N·t; and dz_t, batch-major [N, 4H], in `dzt[t % 2]`
         let mut dz = pool::take::<E>(nt * m4);
         let mut dzt = [pool::take::<E>(n * m4), pool::take::<E>(n * m4)];
-        let mut db = vec![E::ZERO; m4];
         let (mut dh0, mut dc0) = (vec![E::ZERO; n * hs], vec![E::ZERO; n * hs]);
         let barrier = SpinBarrier::new(s.parts.len());
         {
             let [dzt0, dzt1] = &mut dzt;
             let dzt = [Shared::new(dzt0), Shared::new(dzt1)];
-            let (dz_buf, db_buf, dh0_buf, dc0_buf) = (Shared::new(&mut dz), Shared::new(&mut db), Shared::new(&mut dh0), Shared::new(&mut dc0));
+            let (dz_buf, dh0_buf, dc0_buf) = (Shared::new(&mut dz), Shared::new(&mut dh0), Shared::new(&mut dc0));
             let run = |p: &Part<E>| {
                 let units = p.units.clone();
                 let (hp, hpn) = (units.len(), units.len() * n);
@@ -292,8 +298,6 @@ impl LstmSeq {
                 let w = E::prepare(&wh[m4 * units.start..m4 * units.end], m4, hp, n);
                 let (mut dh, mut dc) = (vec![E::ZERO; hpn], vec![E::ZERO; hpn]);
                 let mut dz_p = vec![E::ZERO; 4 * hpn];
-                // elementwise sum of dz_p over the steps; summed over the batch at the end: db
-                let mut db_acc = vec![E::ZERO; 4 * hpn];
                 if let Some(d) = dys[t_n] {
                     add_units(d, hs, &units, n, &mut dc);
                 }
@@ -305,9 +309,6 @@ impl LstmSeq {
                         add_units(d, hs, &units, n, &mut dh);
                     }
                     gates_backward(&p.gates[4 * hpn * t..][..4 * hpn], &p.cs[hpn * t..][..hpn], &p.tcs[hpn * t..][..hpn], &dh, &mut dc, &mut dz_p, hp, n);
-                    for (acc, &v) in db_acc.iter_mut().zip(&dz_p) {
-                        *acc = *acc + v;
-                    }
                     for (q, mine) in my_dz.iter_mut().enumerate() {
                         let src = &dz_p[q * hpn..][..hpn];
                         // SAFETY: this thread alone writes its units' columns of dz_t; the
@@ -327,14 +328,8 @@ impl LstmSeq {
                         E::step_gemm(n, &w, a, &mut dh, false);
                     }
                 }
-                // SAFETY: only this thread writes its units of db, dh0 and dc0.
+                // SAFETY: only this thread writes its units of dh0 and dc0.
                 unsafe {
-                    for q in 0..4 {
-                        let out = db_buf.write(q * hs + units.start..q * hs + units.end);
-                        for (j, o) in out.iter_mut().enumerate() {
-                            *o = db_acc[q * hpn + n * j..][..n].iter().fold(E::ZERO, |a, &v| a + v);
-                        }
-                    }
                     dh0_buf.write(n * units.start..n * units.end).copy_from_slice(&dh);
                     dc0_buf.write(n * units.start..n * units.end).copy_from_slice(&dc);
                 }
@@ -349,9 +344,14 @@ impl LstmSeq {
             });
         }
         let var = |v: Vec<E>, shape: &[usize]| Some(Var::constant(Tensor::from_typed(v, shape.into())));
-        // [dWi | dWh] = dzᵀ · steps: [4H, N·T] · [N·T, in + H]
+        // [dWi | dWh | db] = dzᵀ · steps, computed as its transpose stepsᵀ · dz ([in + H + 1, 4H]:
+        // the GEMM is faster with the long operand read in its stored orientation)
+        let mut dwt = pool::take::<E>(k * m4);
+        E::gemm(k, m4, nt, &s.steps, true, &dz, false, &mut dwt, false);
         let mut dw = vec![E::ZERO; m4 * k];
-        E::gemm(m4, k, nt, &dz, true, &s.steps, false, &mut dw, false);
+        transpose(&dwt, k, m4, &mut dw);
+        pool::give(dwt);
+        let db = dw.split_off(m4 * (is + hs));
         let dwh = dw.split_off(m4 * is);
         let mut out = vec![var(dw, &[m4, is]), var(dwh, &[m4, hs]), var(db, &[m4])];
         if self.need_h0 {
@@ -444,22 +444,7 @@ struct LstmSlot {
 impl LstmSlot {
     fn value<E: Store>(&self) -> Tensor {
         let saved = lock(&self.seq.saved);
-        let s = E::get(saved.as_ref().expect("fused LSTM: slot before forward"));
-        let (t_n, hs, n, is) = (self.seq.steps, self.seq.hidden, self.seq.batch, self.seq.input);
-        let mut v = vec![E::ZERO; hs * n];
-        if self.slot + 1 < t_n {
-            // h_{slot+1} is the h part of step slot + 1's input
-            let nt = n * t_n;
-            let row0 = n * (self.slot + 1);
-            for (b, col) in v.chunks_exact_mut(hs).enumerate() {
-                for (j, o) in col.iter_mut().enumerate() {
-                    *o = s.steps[row0 + b + nt * (is + j)];
-                }
-            }
-        } else {
-            transpose(if self.slot < t_n { &s.h_last } else { &s.c_last }, n, hs, &mut v);
-        }
-        Tensor::from_typed(v, [hs, n][..].into())
+        E::get(saved.as_ref().expect("fused LSTM: slot before forward")).outputs[self.slot].clone()
     }
 }
 

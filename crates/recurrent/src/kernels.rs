@@ -25,11 +25,11 @@ pub(crate) trait Kern: GemmElement {
     fn prepare(b: &[Self], k: usize, m: usize, _n: usize) -> StepMatrix<'_, Self> {
         StepMatrix { k, m, data: Cow::Borrowed(b), packed: false }
     }
-    /// The stacked LSTM weight `[Wiᵀ; Whᵀ]` of the per-step products of a batch of `n`,
-    /// restricted to the hidden units `units` (`[in + H, 4·|units|]`, see [`stacked`]), prepared
-    /// as [`Kern::prepare`] would (packed for the f32 kernel).
-    fn prepare_stacked(wi: &[Self], wh: &[Self], is: usize, hs: usize, units: Range<usize>, _n: usize) -> StepMatrix<'static, Self> {
-        StepMatrix { k: is + hs, m: 4 * units.len(), data: Cow::Owned(stacked(wi, wh, is, hs, units)), packed: false }
+    /// The stacked LSTM weight `[Wiᵀ; Whᵀ; bᵀ]` of the per-step products of a batch of `n`,
+    /// restricted to the hidden units `units` (`[in + H + 1, 4·|units|]`, see [`stacked`]),
+    /// prepared as [`Kern::prepare`] would (packed for the f32 kernel).
+    fn prepare_stacked(wi: &[Self], wh: &[Self], b: &[Self], is: usize, hs: usize, units: Range<usize>, _n: usize) -> StepMatrix<'static, Self> {
+        StepMatrix { k: is + hs + 1, m: 4 * units.len(), data: Cow::Owned(stacked(wi, wh, b, is, hs, units)), packed: false }
     }
     /// `c = a · b` (or `+=`) for the per-step products: `a` is `[n, k]`, `c` `[n, m]`,
     /// column-major, `b` from [`Kern::prepare`].
@@ -51,11 +51,12 @@ impl Kern for f64 {
     }
 }
 
-/// `[Wiᵀ; Whᵀ]` from `Wi: [4H, in]` and `Wh: [4H, H]`, restricted to the hidden units `units`:
-/// `[in + H, 4·|units|]` column-major, the columns of those units' `i` gates, then `f`, `g`, `o`
-/// (all `4H` columns for `units = 0..H`).
-fn stacked<E: GemmElement>(wi: &[E], wh: &[E], is: usize, hs: usize, units: Range<usize>) -> Vec<E> {
-    let (k, m, hp) = (is + hs, 4 * hs, units.len());
+/// `[Wiᵀ; Whᵀ; bᵀ]` from `Wi: [4H, in]`, `Wh: [4H, H]` and `b: [4H]`, restricted to the hidden
+/// units `units`: `[in + H + 1, 4·|units|]` column-major, the columns of those units' `i` gates,
+/// then `f`, `g`, `o` (all `4H` columns for `units = 0..H`). The step inputs end in a column of
+/// ones, so the product brings the bias with it.
+fn stacked<E: GemmElement>(wi: &[E], wh: &[E], b: &[E], is: usize, hs: usize, units: Range<usize>) -> Vec<E> {
+    let (k, m, hp) = (is + hs + 1, 4 * hs, units.len());
     let mut out = vec![E::ZERO; k * 4 * hp];
     for (c, col) in out.chunks_exact_mut(k).enumerate() {
         let j = (c / hp) * hs + units.start + c % hp;
@@ -65,6 +66,7 @@ fn stacked<E: GemmElement>(wi: &[E], wh: &[E], is: usize, hs: usize, units: Rang
         for p in 0..hs {
             col[is + p] = wh[j + m * p];
         }
+        col[is + hs] = b[j];
     }
     out
 }
@@ -91,12 +93,12 @@ fn exp_f32(x: f32) -> f32 {
 }
 
 impl Kern for f32 {
-    fn prepare_stacked(wi: &[f32], wh: &[f32], is: usize, hs: usize, units: Range<usize>, n: usize) -> StepMatrix<'static, f32> {
-        let (k, m) = (is + hs, 4 * units.len());
+    fn prepare_stacked(wi: &[f32], wh: &[f32], b: &[f32], is: usize, hs: usize, units: Range<usize>, n: usize) -> StepMatrix<'static, f32> {
+        let (k, m) = (is + hs + 1, 4 * units.len());
         if crate::smallgemm::usable(n) {
-            StepMatrix { k, m, data: Cow::Owned(crate::smallgemm::pack_stacked(wi, wh, is, hs, units)), packed: true }
+            StepMatrix { k, m, data: Cow::Owned(crate::smallgemm::pack_stacked(wi, wh, b, is, hs, units)), packed: true }
         } else {
-            StepMatrix { k, m, data: Cow::Owned(stacked(wi, wh, is, hs, units)), packed: false }
+            StepMatrix { k, m, data: Cow::Owned(stacked(wi, wh, b, is, hs, units)), packed: false }
         }
     }
     fn prepare(b: &[f32], k: usize, m: usize, n: usize) -> StepMatrix<'_, f32> {
@@ -135,11 +137,9 @@ impl Kern for f32 {
 /// batch-major (column-major with the batch index fastest): a gate row of one hidden unit is `N`
 /// contiguous values, so the pass vectorises over the batch.
 pub(crate) struct StepForward<'a, E> {
-    /// `[N, 4H]`: `x_tᵀ · Wiᵀ + h_{t-1}ᵀ · Whᵀ`, overwritten with the activated gates
-    /// `i, f, g, o`.
+    /// `[N, 4H]`: the gate pre-activations `x_tᵀ · Wiᵀ + h_{t-1}ᵀ · Whᵀ + bᵀ` (the bias comes
+    /// with the GEMM, see [`stacked`]), overwritten with the activated gates `i, f, g, o`.
     pub g: &'a mut [E],
-    /// `[4H]` bias.
-    pub b: &'a [E],
     /// `[N, H]`: `c_{t-1}`.
     pub c_prev: &'a [E],
     /// `[N, H]`: `c_t` (written).
@@ -181,24 +181,12 @@ unsafe fn gates_forward_avx2<E: Kern>(s: StepForward<'_, E>, hs: usize, n: usize
 
 #[inline(always)]
 fn gates_forward_generic<E: Kern>(s: StepForward<'_, E>, hs: usize, n: usize) {
+    // one flat sweep: with the bias in the GEMM every element of a gate block is treated alike
     let blk = n * hs;
     let (gi, rest) = s.g[..4 * blk].split_at_mut(blk);
     let (gf, rest) = rest.split_at_mut(blk);
     let (gg, go) = rest.split_at_mut(blk);
-    for j in 0..hs {
-        let at = j * n..(j + 1) * n;
-        column_forward(
-            &mut gi[at.clone()],
-            &mut gf[at.clone()],
-            &mut gg[at.clone()],
-            &mut go[at.clone()],
-            [s.b[j], s.b[hs + j], s.b[2 * hs + j], s.b[3 * hs + j]],
-            &s.c_prev[at.clone()],
-            &mut s.c[at.clone()],
-            &mut s.tc[at.clone()],
-            &mut s.h[at],
-        );
-    }
+    block_forward(gi, gf, gg, go, &s.c_prev[..blk], &mut s.c[..blk], &mut s.tc[..blk], &mut s.h[..blk]);
 }
 
 /// Backward gate pass of one step (batch-major, as [`StepForward`]). Given the activated gates
@@ -239,34 +227,21 @@ fn gates_backward_generic<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E], dc
     let (di, rest) = dz[..4 * blk].split_at_mut(blk);
     let (df, rest) = rest.split_at_mut(blk);
     let (dg, dout) = rest.split_at_mut(blk);
-    for j in 0..hs {
-        let at = j * n..(j + 1) * n;
-        column_backward(
-            [&ai[at.clone()], &af[at.clone()], &ag[at.clone()], &ao[at.clone()]],
-            &c_prev[at.clone()],
-            &tc[at.clone()],
-            &dh[at.clone()],
-            &mut dc[at.clone()],
-            &mut di[at.clone()],
-            &mut df[at.clone()],
-            &mut dg[at.clone()],
-            &mut dout[at],
-        );
-    }
+    block_backward([ai, af, ag, ao], &c_prev[..blk], &tc[..blk], &dh[..blk], &mut dc[..blk], di, df, dg, dout);
 }
 
-/// The forward gate pass of one hidden unit over the batch. Separate slices as arguments, so
-/// the compiler knows they do not overlap and vectorises the loop.
+/// The forward gate pass over a block of cells (every unit and sample of a step). Separate
+/// slices as arguments, so the compiler knows they do not overlap and vectorises the loop.
 #[inline(always)]
-fn column_forward<E: Kern>(gi: &mut [E], gf: &mut [E], gg: &mut [E], go: &mut [E], b: [E; 4], cp: &[E], cc: &mut [E], tcc: &mut [E], hc: &mut [E]) {
+fn block_forward<E: Kern>(gi: &mut [E], gf: &mut [E], gg: &mut [E], go: &mut [E], cp: &[E], cc: &mut [E], tcc: &mut [E], hc: &mut [E]) {
     let n = gi.len();
     let (gf, gg, go) = (&mut gf[..n], &mut gg[..n], &mut go[..n]);
     let (cp, cc, tcc, hc) = (&cp[..n], &mut cc[..n], &mut tcc[..n], &mut hc[..n]);
     for k in 0..n {
-        let i = E::sigmoid(gi[k] + b[0]);
-        let f = E::sigmoid(gf[k] + b[1]);
-        let gv = E::tanh_k(gg[k] + b[2]);
-        let o = E::sigmoid(go[k] + b[3]);
+        let i = E::sigmoid(gi[k]);
+        let f = E::sigmoid(gf[k]);
+        let gv = E::tanh_k(gg[k]);
+        let o = E::sigmoid(go[k]);
         let cn = f * cp[k] + i * gv;
         let t = E::tanh_k(cn);
         gi[k] = i;
@@ -279,10 +254,9 @@ fn column_forward<E: Kern>(gi: &mut [E], gf: &mut [E], gg: &mut [E], go: &mut [E
     }
 }
 
-/// The backward gate pass of one hidden unit over the batch (separate slices, as in
-/// [`column_forward`]).
+/// The backward gate pass over a block of cells (separate slices, as in [`block_forward`]).
 #[inline(always)]
-fn column_backward<E: Kern>(a: [&[E]; 4], cp: &[E], tcc: &[E], dhc: &[E], dcc: &mut [E], di: &mut [E], df: &mut [E], dg: &mut [E], dout: &mut [E]) {
+fn block_backward<E: Kern>(a: [&[E]; 4], cp: &[E], tcc: &[E], dhc: &[E], dcc: &mut [E], di: &mut [E], df: &mut [E], dg: &mut [E], dout: &mut [E]) {
     let one = E::ONE;
     let n = dcc.len();
     let (ai, af, ag, ao) = (&a[0][..n], &a[1][..n], &a[2][..n], &a[3][..n]);

@@ -37,17 +37,21 @@ pub(crate) fn pack(b: &[f32], k: usize, m: usize) -> Vec<f32> {
     out
 }
 
-/// [`pack`] of the stacked LSTM weight `[Wiᵀ; Whᵀ]` restricted to the hidden units `units`
-/// (`[in + H, 4·|units|]`: the `i, f, g, o` columns of those units, gate by gate), read straight
-/// from `Wi` (`[4H, in]`) and `Wh` (`[4H, H]`): one pass, each panel row made of contiguous runs
-/// of a column.
-pub(crate) fn pack_stacked(wi: &[f32], wh: &[f32], is: usize, hs: usize, units: std::ops::Range<usize>) -> Vec<f32> {
-    let (k, m, hp) = (is + hs, 4 * units.len(), units.len());
+/// [`pack`] of the stacked LSTM weight `[Wiᵀ; Whᵀ; bᵀ]` restricted to the hidden units `units`
+/// (`[in + H + 1, 4·|units|]`: the `i, f, g, o` columns of those units, gate by gate), read
+/// straight from `Wi` (`[4H, in]`), `Wh` (`[4H, H]`) and `b` (`[4H]`): one pass, each panel row
+/// made of contiguous runs of a column.
+pub(crate) fn pack_stacked(wi: &[f32], wh: &[f32], b: &[f32], is: usize, hs: usize, units: std::ops::Range<usize>) -> Vec<f32> {
+    let (k, m, hp) = (is + hs + 1, 4 * units.len(), units.len());
     let mut out = vec![0.0f32; m.div_ceil(PANEL) * k * PANEL];
     for (panel, dst) in out.chunks_exact_mut(k * PANEL).enumerate() {
         let (j0, w) = (panel * PANEL, PANEL.min(m - panel * PANEL));
         for p in 0..k {
-            let src = if p < is { &wi[4 * hs * p..][..4 * hs] } else { &wh[4 * hs * (p - is)..][..4 * hs] };
+            let src = match p {
+                p if p < is => &wi[4 * hs * p..][..4 * hs],
+                p if p < is + hs => &wh[4 * hs * (p - is)..][..4 * hs],
+                _ => &b[..4 * hs],
+            };
             let row = &mut dst[p * PANEL..][..w];
             let mut q = 0;
             while q < w {
@@ -308,16 +312,21 @@ mod tests {
                 // the stacked packing equals packing the stacked matrix
                 let (is, hs) = (3, 5);
                 {
-                    let (k, m) = (is + hs, 4 * hs);
+                    let (k, m) = (is + hs + 1, 4 * hs);
                     let wi: Vec<f32> = (0..4 * hs * is).map(|i| i as f32).collect();
                     let wh: Vec<f32> = (0..4 * hs * hs).map(|i| -(i as f32)).collect();
+                    let b: Vec<f32> = (0..4 * hs).map(|i| 0.5 + i as f32).collect();
                     let mut cat = vec![0.0f32; k * m];
                     for j in 0..m {
                         for p in 0..k {
-                            cat[p + k * j] = if p < is { wi[j + m * p] } else { wh[j + m * (p - is)] };
+                            cat[p + k * j] = match p {
+                                p if p < is => wi[j + m * p],
+                                p if p < is + hs => wh[j + m * (p - is)],
+                                _ => b[j],
+                            };
                         }
                     }
-                    assert_eq!(super::pack_stacked(&wi, &wh, is, hs, 0..hs), super::pack(&cat, k, m));
+                    assert_eq!(super::pack_stacked(&wi, &wh, &b, is, hs, 0..hs), super::pack(&cat, k, m));
                     // a range of units takes their four gate columns, gate by gate
                     let units = 1..4;
                     let cols: Vec<usize> = (0..4).flat_map(|g| units.clone().map(move |j| g * hs + j)).collect();
@@ -325,7 +334,7 @@ mod tests {
                     for (c, &j) in cols.iter().enumerate() {
                         sub[k * c..][..k].copy_from_slice(&cat[k * j..][..k]);
                     }
-                    assert_eq!(super::pack_stacked(&wi, &wh, is, hs, units), super::pack(&sub, k, cols.len()));
+                    assert_eq!(super::pack_stacked(&wi, &wh, &b, is, hs, units), super::pack(&sub, k, cols.len()));
                 }
                 for (g, w) in got.iter().zip(&want) {
                     assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
@@ -343,7 +352,7 @@ mod timing {
     #[test]
     #[ignore]
     fn per_step_shapes() {
-        for (n, m, k) in [(16, 1024, 320), (32, 1024, 320), (16, 256, 1024), (32, 256, 1024)] {
+        for (n, m, k) in [(32, 1024, 321), (32, 512, 321), (32, 128, 1024), (32, 256, 1024)] {
             let a = vec![0.01f32; n * k];
             let b = vec![0.02f32; k * m];
             let mut c = vec![0.0f32; n * m];

@@ -84,6 +84,30 @@ impl<E> Shared<E> {
     }
 }
 
+impl<E: Copy> Shared<E> {
+    /// Writes `src` (`[rows, cols]`, column-major) transposed into the buffer read as a
+    /// column-major matrix with leading dimension `ld`: `buf[at + c + ld·r] = src[r + rows·c]`.
+    /// Element by element, so the part written may interleave with other threads' parts.
+    ///
+    /// # Safety
+    /// No other thread reads or writes those elements meanwhile.
+    pub(crate) unsafe fn put_transposed(&self, at: usize, ld: usize, src: &[E], rows: usize, cols: usize) {
+        if rows == 0 || cols == 0 {
+            return;
+        }
+        assert!(src.len() >= rows * cols && cols <= ld && at + (cols - 1) + ld * (rows - 1) < self.len, "shared buffer: transposed write out of bounds");
+        for r in 0..rows {
+            // SAFETY: in bounds (checked above); the elements are this thread's alone.
+            unsafe {
+                let d = self.ptr.add(at + ld * r);
+                for c in 0..cols {
+                    *d.add(c) = src[r + rows * c];
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::SpinBarrier;
