@@ -50,7 +50,33 @@ pub fn num_threads() -> usize {
 pub trait GemmElement: StorageElement {
     /// `c = a·b + (accumulate ? c : 0)`, all column-major; `a` is `[m, k]` (or `[k, m]` read
     /// transposed when `ta`), `b` is `[k, n]` (or `[n, k]` when `tb`), `c` is `[m, n]`.
-    fn gemm(m: usize, n: usize, k: usize, a: &[Self], ta: bool, b: &[Self], tb: bool, c: &mut [Self], accumulate: bool);
+    fn gemm(m: usize, n: usize, k: usize, a: &[Self], ta: bool, b: &[Self], tb: bool, c: &mut [Self], accumulate: bool) {
+        assert!(c.len() >= m * n, "gemm: operand too small");
+        // SAFETY: `c` holds m·n initialised elements (asserted).
+        unsafe { Self::gemm_raw(m, n, k, a, ta, b, tb, c.as_mut_ptr(), accumulate) }
+    }
+
+    /// [`GemmElement::gemm`] into raw memory: without `accumulate` the `m·n` elements at `c` are
+    /// only written, never read, so they may be uninitialised.
+    ///
+    /// # Safety
+    /// `c` is valid for writes of `m·n` elements (and reads, when `accumulate`), and nothing
+    /// else accesses them during the call.
+    #[doc(hidden)]
+    unsafe fn gemm_raw(m: usize, n: usize, k: usize, a: &[Self], ta: bool, b: &[Self], tb: bool, c: *mut Self, accumulate: bool);
+}
+
+/// `op(a)·op(b)` into a new `[m, n]` buffer that is never cleared: the GEMM writes every element.
+fn product<T: GemmElement>(m: usize, n: usize, k: usize, a: &[T], ta: bool, b: &[T], tb: bool) -> Vec<T> {
+    let mut c: Vec<T> = Vec::with_capacity(m * n);
+    // SAFETY: the buffer has room for m·n elements and nothing else sees it; without
+    // accumulation `gemm_raw` writes all of them (zeros when k = 0) and reads none, so they are
+    // initialised before the length covers them.
+    unsafe {
+        T::gemm_raw(m, n, k, a, ta, b, tb, c.as_mut_ptr(), false);
+        c.set_len(m * n);
+    }
+    c
 }
 
 /// (row stride, column stride) of a column-major `[rows, cols]` operand, or of its transpose.
@@ -67,14 +93,15 @@ fn strides(rows: usize, cols: usize, transposed: bool) -> (isize, isize) {
 macro_rules! impl_gemm {
     ($t:ty, $mm:ident) => {
         impl GemmElement for $t {
-            fn gemm(m: usize, n: usize, k: usize, a: &[$t], ta: bool, b: &[$t], tb: bool, c: &mut [$t], accumulate: bool) {
-                assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: operand too small");
+            unsafe fn gemm_raw(m: usize, n: usize, k: usize, a: &[$t], ta: bool, b: &[$t], tb: bool, c: *mut $t, accumulate: bool) {
+                assert!(a.len() >= m * k && b.len() >= k * n, "gemm: operand too small");
                 if m == 0 || n == 0 {
                     return;
                 }
                 if k == 0 {
                     if !accumulate {
-                        c[..m * n].fill(0.0);
+                        // SAFETY: c is valid for m·n writes (the caller's contract).
+                        unsafe { std::ptr::write_bytes(c, 0, m * n) };
                     }
                     return;
                 }
@@ -84,39 +111,21 @@ macro_rules! impl_gemm {
                 {
                     let threads = num_threads();
                     let par = if threads > 1 && m * n * k >= PARALLEL_MIN_WORK { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-                    // SAFETY: the asserts above bound every index the strides reach: a is
-                    // m×k, b is k×n and c is m×n, each column-major or transposed in place.
+                    // SAFETY: the assert above bounds every index the strides reach in a (m×k)
+                    // and b (k×n), each column-major or transposed in place; c is the caller's
+                    // m×n buffer, read only when accumulating.
                     unsafe {
-                        gemm::gemm(
-                            m,
-                            n,
-                            k,
-                            c.as_mut_ptr(),
-                            m as isize,
-                            1,
-                            accumulate,
-                            a.as_ptr(),
-                            acs,
-                            ars,
-                            b.as_ptr(),
-                            bcs,
-                            brs,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            par,
-                        );
+                        gemm::gemm(m, n, k, c, m as isize, 1, accumulate, a.as_ptr(), acs, ars, b.as_ptr(), bcs, brs, 1.0, 1.0, false, false, false, par);
                     }
                 }
                 #[cfg(not(feature = "gemm"))]
                 {
+                    // with beta = 0 matrixmultiply does not read c
                     let beta = if accumulate { 1.0 } else { 0.0 };
                     let _ = PARALLEL_MIN_WORK;
                     // SAFETY: as above, the strides stay inside the asserted lengths.
                     unsafe {
-                        matrixmultiply::$mm(m, k, n, 1.0, a.as_ptr(), ars, acs, b.as_ptr(), brs, bcs, beta, c.as_mut_ptr(), 1, m as isize);
+                        matrixmultiply::$mm(m, k, n, 1.0, a.as_ptr(), ars, acs, b.as_ptr(), brs, bcs, beta, c, 1, m as isize);
                     }
                 }
             }
@@ -278,17 +287,27 @@ impl Tensor {
         let shape = Shape::new(&[m, n]);
         Ok(crate::dispatch!(a, |av: T| {
             let bv = b.as_slice::<T>().expect("promoted");
-            let mut c = output::<T>(m * n);
-            T::gemm(m, n, k, av, ta, bv, tb, &mut c, false);
-            Tensor::from_typed(c, shape)
+            Tensor::from_typed(product(m, n, k, av, ta, bv, tb), shape)
         }))
     }
 }
 
-/// The output buffer of a product: zeros, which `vec!` gets from the allocator already zeroed
-/// (`calloc`), so large outputs are not cleared by a separate pass.
-fn output<T: Element>(len: usize) -> Vec<T> {
-    vec![T::ZERO; len]
+/// `nb` products `op(a_i)·op(b_i)` of consecutive `[m, k]` and `[k, n]` slices (as stored) into a
+/// new `[m, n, nb]` buffer, never cleared first (see [`product`]).
+#[allow(clippy::too_many_arguments)]
+fn batch_products<T: GemmElement>(nb: usize, m: usize, n: usize, k: usize, a: &[T], ta: bool, b: &[T], tb: bool) -> Vec<T> {
+    let (sa, sb, sc) = (m * k, k * n, m * n);
+    assert!(a.len() >= nb * sa && b.len() >= nb * sb, "batched gemm: operand too small");
+    let mut c: Vec<T> = Vec::with_capacity(nb * sc);
+    // SAFETY: room for nb·m·n elements; each call writes its own m·n slice in full and reads
+    // none of it (no accumulation), so all are initialised before the length covers them.
+    unsafe {
+        for i in 0..nb {
+            T::gemm_raw(m, n, k, &a[i * sa..(i + 1) * sa], ta, &b[i * sb..(i + 1) * sb], tb, c.as_mut_ptr().add(i * sc), false);
+        }
+        c.set_len(nb * sc);
+    }
+    c
 }
 
 fn mismatch(a: &Tensor, b: &Tensor, k1: usize, k2: usize) -> TensorError {
@@ -310,11 +329,7 @@ fn batched(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let shape = Shape::new(&[m, n, nb]);
     Ok(crate::dispatch!(a, |av: T| {
         let bv = b.as_slice::<T>().expect("same dtype");
-        let mut c = vec![<T as Element>::ZERO; m * n * nb];
-        for i in 0..nb {
-            T::gemm(m, n, k, &av[i * m * k..(i + 1) * m * k], false, &bv[i * k * n..(i + 1) * k * n], false, &mut c[i * m * n..(i + 1) * m * n], false);
-        }
-        Tensor::from_typed(c, shape)
+        Tensor::from_typed(batch_products(nb, m, n, k, av, false, bv, false), shape)
     }))
 }
 
@@ -356,11 +371,7 @@ impl Tensor {
         let shape = Shape::new(&[m, n, nb]);
         Ok(crate::dispatch!(a, |av: T| {
             let bv = b.as_slice::<T>().expect("same dtype");
-            let mut c = vec![<T as Element>::ZERO; m * n * nb];
-            for i in 0..nb {
-                T::gemm(m, n, k, &av[i * m * k..(i + 1) * m * k], ta, &bv[i * k * n..(i + 1) * k * n], tb, &mut c[i * m * n..(i + 1) * m * n], false);
-            }
-            Tensor::from_typed(c, shape)
+            Tensor::from_typed(batch_products(nb, m, n, k, av, ta, bv, tb), shape)
         }))
     }
 }
@@ -475,6 +486,17 @@ mod tests {
         assert_eq!(c.shape(), &[2, 5, 4]);
         let slice = |t: &Tensor, i: usize| t.select(2, i);
         assert!(c.select(2, 1).allclose(&slice(&a, 1).matmul(&slice(&b, 1)), 1e-12, 1e-12));
+    }
+
+    #[test]
+    fn products_fill_fresh_outputs_completely() {
+        // outputs are never cleared before the GEMM: an empty inner dimension must still give zeros
+        assert_eq!(Tensor::zeros(&[2, 0]).matmul(&Tensor::zeros(&[0, 3])).to_vec(), vec![0.0; 6]);
+        assert_eq!(Tensor::zeros(&[2, 0, 2]).bmm_t(&Tensor::zeros(&[0, 3, 2]), false, false).to_vec(), vec![0.0; 12]);
+        assert_eq!(Tensor::zeros(&[0, 4]).matmul(&Tensor::ones(&[4, 3])).shape(), &[0, 3]);
+        // and a product of ones is exactly k everywhere, batched or not
+        assert!(Tensor::ones(&[7, 5]).matmul(&Tensor::ones(&[5, 9])).to_vec().iter().all(|&v| v == 5.0));
+        assert!(Tensor::ones(&[5, 7, 3]).bmm_t(&Tensor::ones(&[5, 9, 3]), true, false).to_vec().iter().all(|&v| v == 5.0));
     }
 
     #[test]
