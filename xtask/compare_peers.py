@@ -20,7 +20,7 @@ import sys
 
 # the field holding the measurement, and whether larger is better
 MEASURES = [("ms_per_step", False), ("us_per_op", False), ("us_per_call", False), ("gflops", True), ("ms", False)]
-CASE_KEYS = ["workload", "n", "batch", "mode", "case", "impl", "jit"]
+CASE_KEYS = ["workload", "n", "batch", "mode", "case"]
 
 
 def run(cmd):
@@ -29,7 +29,7 @@ def run(cmd):
 
 
 def key(rec):
-    return tuple((k, rec[k]) for k in CASE_KEYS if k in rec and k != "impl")
+    return tuple((k, rec[k]) for k in CASE_KEYS if k in rec)
 
 
 def measure(rec):
@@ -66,7 +66,7 @@ def main():
         print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
     for k, rs in ratios.items():
         case = " ".join(f"{n}={v}" for n, v in k)
-        print(f"{case}: time ratio flux-rs/peer median {statistics.median(rs):.2f} (rounds: {', '.join(f'{x:.2f}' for x in rs)})")
+        print(f"{case}: time ratio flux-rs/peer median {statistics.median(rs):.3f} (rounds: {', '.join(f'{x:.3f}' for x in rs)})")
 
 
 if __name__ == "__main__":
