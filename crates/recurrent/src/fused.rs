@@ -200,6 +200,7 @@ impl LstmSeq {
             let (steps_buf, c_buf) = (Shared::new(&mut steps), Shared::new(&mut c_last));
             let h_buf: Vec<Shared<E>> = h_out.iter_mut().map(|h| Shared::new(h)).collect();
             let run = |units: Range<usize>, first: bool| -> Part<E> {
+                let _poison = barrier.guard();
                 let (hp, hpn) = (units.len(), units.len() * n);
                 let w = E::prepare_stacked(wi, wh, b, is, hs, units.clone(), n);
                 // every step kept for backward, or one slot reused (two for c)
@@ -292,6 +293,7 @@ impl LstmSeq {
             let dzt = [Shared::new(dzt0), Shared::new(dzt1)];
             let (dz_buf, dh0_buf, dc0_buf) = (Shared::new(&mut dz), Shared::new(&mut dh0), Shared::new(&mut dc0));
             let run = |p: &Part<E>| {
+                let _poison = barrier.guard();
                 let units = p.units.clone();
                 let (hp, hpn) = (units.len(), units.len() * n);
                 // Wh's columns of these units, [4H, hp]

@@ -8,7 +8,7 @@
 //! has separated the writes from the reads; the callers state which part is theirs.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Spins before each yield.
 const SPINS: u32 = 1 << 12;
@@ -17,15 +17,34 @@ pub(crate) struct SpinBarrier {
     parties: usize,
     arrived: AtomicUsize,
     generation: AtomicUsize,
+    /// A party panicked: the others would wait for it forever, so they panic too.
+    poisoned: AtomicBool,
+}
+
+/// Poisons a barrier if the thread holding it unwinds (see [`SpinBarrier::guard`]).
+pub(crate) struct PoisonOnPanic<'a>(&'a SpinBarrier);
+
+impl Drop for PoisonOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.poisoned.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl SpinBarrier {
     pub(crate) fn new(parties: usize) -> SpinBarrier {
-        SpinBarrier { parties, arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0) }
+        SpinBarrier { parties, arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0), poisoned: AtomicBool::new(false) }
+    }
+
+    /// Held by each party while it works: if that party panics, the others stop waiting for
+    /// it and panic as well (instead of spinning forever).
+    pub(crate) fn guard(&self) -> PoisonOnPanic<'_> {
+        PoisonOnPanic(self)
     }
 
     /// Returns once all parties have called `wait` for this round. Everything a party wrote
-    /// before its call is visible to every party after theirs.
+    /// before its call is visible to every party after theirs. Panics if a party panicked.
     pub(crate) fn wait(&self) {
         let generation = self.generation.load(Ordering::Acquire);
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.parties {
@@ -36,6 +55,7 @@ impl SpinBarrier {
         }
         let mut spins = 0;
         while self.generation.load(Ordering::Acquire) == generation {
+            assert!(!self.poisoned.load(Ordering::Acquire), "fused LSTM: another worker thread panicked");
             if spins < SPINS {
                 spins += 1;
                 std::hint::spin_loop();
@@ -131,5 +151,24 @@ mod tests {
             }
         });
         assert_eq!(done.load(Ordering::SeqCst), 600);
+    }
+
+    #[test]
+    fn a_panicking_party_releases_the_others() {
+        let barrier = SpinBarrier::new(2);
+        let results: Vec<bool> = std::thread::scope(|s| {
+            let a = s.spawn(|| {
+                let _g = barrier.guard();
+                barrier.wait(); // round 1 with the other party
+                panic!("worker fails before round 2");
+            });
+            let b = s.spawn(|| {
+                let _g = barrier.guard();
+                barrier.wait();
+                barrier.wait(); // would wait forever without the poison
+            });
+            vec![a.join().is_err(), b.join().is_err()]
+        });
+        assert_eq!(results, vec![true, true]);
     }
 }
