@@ -251,3 +251,42 @@ fn forward_without_recording_matches_steps() {
         close(&c, &s.1, tol);
     }
 }
+
+#[test]
+fn f32_gradients_through_the_packed_kernel_on_two_threads_match_unrolled() {
+    // batch 32 (the register-blocked kernel), 48 units over two threads, long enough to split
+    flux_tensor::seed(10);
+    flux_tensor::set_num_threads(2);
+    let cell = LSTMCell::new(8, 48);
+    let xs: Vec<Var> = seq(8, Some(32), 70).iter().map(|x| param(x.data().to_f32())).collect();
+    let h0 = param(Tensor::randn(&[48, 32]).to_f32());
+    let c0 = param(Tensor::randn(&[48, 32]).to_f32());
+    let w = Var::from(Tensor::randn(&[48, 32]).to_f32());
+    let mut ps = params![cell.wi(), cell.wh(), cell.b(), &h0, &c0];
+    ps.push(&xs[0]);
+    ps.push(&xs[69]);
+    let fused = gradient_params(
+        || {
+            let ((_, c), ys) = cell.step_seq(&(h0.clone(), c0.clone()), &xs);
+            ys.iter().step_by(5).map(|y| (y * &w).sum()).sum::<Var>() + c.sum()
+        },
+        &ps,
+    );
+    let unrolled = gradient_params(
+        || {
+            let (mut h, mut c) = (h0.clone(), c0.clone());
+            let mut l = Vec::new();
+            for (t, x) in xs.iter().enumerate() {
+                (h, c) = lstm_step(cell.wi(), cell.wh(), cell.b(), &h, &c, x);
+                if t % 5 == 0 {
+                    l.push((&h * &w).sum());
+                }
+            }
+            l.into_iter().sum::<Var>() + c.sum()
+        },
+        &ps,
+    );
+    for p in ps.iter() {
+        close(&fused[p], &unrolled[p], 2e-3);
+    }
+}
