@@ -1,6 +1,6 @@
 //! Unit tests of the fused LSTM path against the step-by-step reference.
 
-use flux_autograd::{gradient, gradient_params, gradients, param, params, Var};
+use flux_autograd::{gradient, gradient_params, gradients, param, params, Grads, Params, Var};
 use flux_layers::{params as model_params, Layer};
 use flux_tensor::Tensor;
 
@@ -27,6 +27,33 @@ fn seq(n_in: usize, batch: Option<usize>, t: usize) -> Vec<Var> {
 fn f64_cell(n_in: usize, h: usize) -> LSTMCell {
     let p = |s: &[usize]| param(Tensor::randn(s) * 0.5);
     LSTMCell::from_parts(p(&[4 * h, n_in]), p(&[4 * h, h]), p(&[4 * h])).unwrap()
+}
+
+/// Gradients over `ps` of `sum(h_t .* w)` over every `every`-th step plus `sum(c_T)`, through
+/// the fused sequence and through the unrolled cell.
+fn fused_and_unrolled(cell: &LSTMCell, xs: &[Var], h0: &Var, c0: &Var, w: &Var, every: usize, ps: &Params) -> (Grads, Grads) {
+    let fused = gradient_params(
+        || {
+            let ((_, c), ys) = cell.step_seq(&(h0.clone(), c0.clone()), xs);
+            ys.iter().step_by(every).map(|y| (y * w).sum()).sum::<Var>() + c.sum()
+        },
+        ps,
+    );
+    let unrolled = gradient_params(
+        || {
+            let (mut h, mut c) = (h0.clone(), c0.clone());
+            let mut l = Vec::new();
+            for (t, x) in xs.iter().enumerate() {
+                (h, c) = lstm_step(cell.wi(), cell.wh(), cell.b(), &h, &c, x);
+                if t % every == 0 {
+                    l.push((&h * w).sum());
+                }
+            }
+            l.into_iter().sum::<Var>() + c.sum()
+        },
+        ps,
+    );
+    (fused, unrolled)
 }
 
 #[test]
@@ -181,27 +208,7 @@ fn threads_splitting_the_hidden_units_match_steps() {
     let mut ps = params![cell.wi(), cell.wh(), cell.b(), &h0, &c0];
     ps.push(&xs[3]);
     let w = Var::from(Tensor::randn(&[32, 48]));
-    let fused = gradient_params(
-        || {
-            let ((_, c), ys) = cell.step_seq(&(h0.clone(), c0.clone()), &xs);
-            ys.iter().step_by(7).map(|y| (y * &w).sum()).sum::<Var>() + c.sum()
-        },
-        &ps,
-    );
-    let unrolled = gradient_params(
-        || {
-            let (mut h, mut c) = (h0.clone(), c0.clone());
-            let mut l = Vec::new();
-            for (t, x) in xs.iter().enumerate() {
-                (h, c) = lstm_step(cell.wi(), cell.wh(), cell.b(), &h, &c, x);
-                if t % 7 == 0 {
-                    l.push((&h * &w).sum());
-                }
-            }
-            l.into_iter().sum::<Var>() + c.sum()
-        },
-        &ps,
-    );
+    let (fused, unrolled) = fused_and_unrolled(&cell, &xs, &h0, &c0, &w, 7, &ps);
     for p in ps.iter() {
         close(&fused[p], &unrolled[p], 1e-9);
     }
@@ -265,27 +272,7 @@ fn f32_gradients_through_the_packed_kernel_on_two_threads_match_unrolled() {
     let mut ps = params![cell.wi(), cell.wh(), cell.b(), &h0, &c0];
     ps.push(&xs[0]);
     ps.push(&xs[69]);
-    let fused = gradient_params(
-        || {
-            let ((_, c), ys) = cell.step_seq(&(h0.clone(), c0.clone()), &xs);
-            ys.iter().step_by(5).map(|y| (y * &w).sum()).sum::<Var>() + c.sum()
-        },
-        &ps,
-    );
-    let unrolled = gradient_params(
-        || {
-            let (mut h, mut c) = (h0.clone(), c0.clone());
-            let mut l = Vec::new();
-            for (t, x) in xs.iter().enumerate() {
-                (h, c) = lstm_step(cell.wi(), cell.wh(), cell.b(), &h, &c, x);
-                if t % 5 == 0 {
-                    l.push((&h * &w).sum());
-                }
-            }
-            l.into_iter().sum::<Var>() + c.sum()
-        },
-        &ps,
-    );
+    let (fused, unrolled) = fused_and_unrolled(&cell, &xs, &h0, &c0, &w, 5, &ps);
     for p in ps.iter() {
         close(&fused[p], &unrolled[p], 2e-3);
     }

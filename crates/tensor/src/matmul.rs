@@ -66,19 +66,6 @@ pub trait GemmElement: StorageElement {
     unsafe fn gemm_raw(m: usize, n: usize, k: usize, a: &[Self], ta: bool, b: &[Self], tb: bool, c: *mut Self, accumulate: bool);
 }
 
-/// `op(a)·op(b)` into a new `[m, n]` buffer that is never cleared: the GEMM writes every element.
-fn product<T: GemmElement>(m: usize, n: usize, k: usize, a: &[T], ta: bool, b: &[T], tb: bool) -> Vec<T> {
-    let mut c: Vec<T> = Vec::with_capacity(m * n);
-    // SAFETY: the buffer has room for m·n elements and nothing else sees it; without
-    // accumulation `gemm_raw` writes all of them (zeros when k = 0) and reads none, so they are
-    // initialised before the length covers them.
-    unsafe {
-        T::gemm_raw(m, n, k, a, ta, b, tb, c.as_mut_ptr(), false);
-        c.set_len(m * n);
-    }
-    c
-}
-
 /// (row stride, column stride) of a column-major `[rows, cols]` operand, or of its transpose.
 #[inline]
 fn strides(rows: usize, cols: usize, transposed: bool) -> (isize, isize) {
@@ -287,13 +274,13 @@ impl Tensor {
         let shape = Shape::new(&[m, n]);
         Ok(crate::dispatch!(a, |av: T| {
             let bv = b.as_slice::<T>().expect("promoted");
-            Tensor::from_typed(product(m, n, k, av, ta, bv, tb), shape)
+            Tensor::from_typed(batch_products(1, m, n, k, av, ta, bv, tb), shape)
         }))
     }
 }
 
 /// `nb` products `op(a_i)·op(b_i)` of consecutive `[m, k]` and `[k, n]` slices (as stored) into a
-/// new `[m, n, nb]` buffer, never cleared first (see [`product`]).
+/// new `[m, n, nb]` buffer that is never cleared first: the GEMM writes every element.
 #[allow(clippy::too_many_arguments)]
 fn batch_products<T: GemmElement>(nb: usize, m: usize, n: usize, k: usize, a: &[T], ta: bool, b: &[T], tb: bool) -> Vec<T> {
     let (sa, sb, sc) = (m * k, k * n, m * n);
