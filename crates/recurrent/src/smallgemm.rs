@@ -11,7 +11,7 @@ const PANEL: usize = 12;
 pub(crate) fn usable(n: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        n > 0 && n % 16 == 0 && std::is_x86_feature_detected!("avx512f")
+        n > 0 && n.is_multiple_of(16) && std::is_x86_feature_detected!("avx512f")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -97,24 +97,31 @@ unsafe fn gemm_avx512(n: usize, m: usize, k: usize, a: &[f32], packed: &[f32], c
 }
 
 /// One `16R × PANEL` tile of `C`, accumulated in registers over the whole `k` (the loop is in
-/// assembly: AVX-512 intrinsics need a newer Rust than the workspace's minimum).
+/// assembly, which fixes the register allocation and the broadcast loads).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn tile<const R: usize>(r0: usize, j0: usize, n: usize, m: usize, k: usize, a: &[f32], bp: &[f32], c: &mut [f32], accumulate: bool) {
-    let mut out = [0.0f32; 32 * PANEL];
-    if k > 0 {
+    // the tile's accumulators, 16R·12 floats written by the k loop (not cleared first)
+    let mut buf = std::mem::MaybeUninit::<[f32; 32 * PANEL]>::uninit();
+    let out = buf.as_mut_ptr().cast::<f32>();
+    if k == 0 {
+        // SAFETY: `buf` holds 32·12 floats.
+        unsafe { out.write_bytes(0, 32 * PANEL) };
+    } else {
         let a = &a[r0..r0 + n * (k - 1) + 16 * R];
         let bp = &bp[..k * PANEL];
         // SAFETY: `a` holds k columns of 16R floats n floats apart, `bp` 12k floats, `out`
         // 32·12 ≥ 16R·12 floats; the caller (`gemm_avx512`) runs only with AVX-512F.
         unsafe {
             if R == 2 {
-                kloop_r2(a.as_ptr(), n * 4, bp.as_ptr(), k, out.as_mut_ptr());
+                kloop_r2(a.as_ptr(), n * 4, bp.as_ptr(), k, out);
             } else {
-                kloop_r1(a.as_ptr(), n * 4, bp.as_ptr(), k, out.as_mut_ptr());
+                kloop_r1(a.as_ptr(), n * 4, bp.as_ptr(), k, out);
             }
         }
     }
+    // SAFETY: the first 16R·12 floats were written just above.
+    let out = unsafe { std::slice::from_raw_parts(out, 16 * R * PANEL) };
     for q in 0..PANEL.min(m - j0) {
         let cc = &mut c[r0 + n * (j0 + q)..][..16 * R];
         let acc = &out[q * 16 * R..][..16 * R];
@@ -124,9 +131,11 @@ fn tile<const R: usize>(r0: usize, j0: usize, n: usize, m: usize, k: usize, a: &
     }
 }
 
-/// The `k` loop of a `32 × 12` tile in AVX-512 assembly: 24 accumulators, 2 vector
-/// load(s) of `a` and 12 broadcast FMAs per row step; the accumulators are stored to `out`
-/// (`[16·2, 12]`, column-major).
+/// The `k` loop of a `32 × 12` tile in AVX-512 assembly: 24 accumulators; per row step 2
+/// vector loads of `a`, 12 broadcasts of `b` into registers and 24 FMAs; the accumulators are
+/// stored to `out` (`[16·2, 12]`, column-major). The broadcasts are separate loads, not FMA
+/// memory operands: those would load each `b` value twice (once per FMA), 26 loads per 24 FMAs,
+/// and the two load ports, not the FMA units, would set the pace.
 ///
 /// # Safety
 /// The CPU has AVX-512F; `a` points at `k` columns of 32 floats `a_stride` bytes apart, `b` at
@@ -165,30 +174,42 @@ unsafe fn kloop_r2(a: *const f32, a_stride: usize, b: *const f32, k: usize, out:
             "2:",
             "vmovups zmm24, [{a}]",
             "vmovups zmm25, [{a} + 64]",
-            "vfmadd231ps zmm0, zmm24, dword ptr [{b}]{{1to16}}",
-            "vfmadd231ps zmm1, zmm25, dword ptr [{b}]{{1to16}}",
-            "vfmadd231ps zmm2, zmm24, dword ptr [{b} + 4]{{1to16}}",
-            "vfmadd231ps zmm3, zmm25, dword ptr [{b} + 4]{{1to16}}",
-            "vfmadd231ps zmm4, zmm24, dword ptr [{b} + 8]{{1to16}}",
-            "vfmadd231ps zmm5, zmm25, dword ptr [{b} + 8]{{1to16}}",
-            "vfmadd231ps zmm6, zmm24, dword ptr [{b} + 12]{{1to16}}",
-            "vfmadd231ps zmm7, zmm25, dword ptr [{b} + 12]{{1to16}}",
-            "vfmadd231ps zmm8, zmm24, dword ptr [{b} + 16]{{1to16}}",
-            "vfmadd231ps zmm9, zmm25, dword ptr [{b} + 16]{{1to16}}",
-            "vfmadd231ps zmm10, zmm24, dword ptr [{b} + 20]{{1to16}}",
-            "vfmadd231ps zmm11, zmm25, dword ptr [{b} + 20]{{1to16}}",
-            "vfmadd231ps zmm12, zmm24, dword ptr [{b} + 24]{{1to16}}",
-            "vfmadd231ps zmm13, zmm25, dword ptr [{b} + 24]{{1to16}}",
-            "vfmadd231ps zmm14, zmm24, dword ptr [{b} + 28]{{1to16}}",
-            "vfmadd231ps zmm15, zmm25, dword ptr [{b} + 28]{{1to16}}",
-            "vfmadd231ps zmm16, zmm24, dword ptr [{b} + 32]{{1to16}}",
-            "vfmadd231ps zmm17, zmm25, dword ptr [{b} + 32]{{1to16}}",
-            "vfmadd231ps zmm18, zmm24, dword ptr [{b} + 36]{{1to16}}",
-            "vfmadd231ps zmm19, zmm25, dword ptr [{b} + 36]{{1to16}}",
-            "vfmadd231ps zmm20, zmm24, dword ptr [{b} + 40]{{1to16}}",
-            "vfmadd231ps zmm21, zmm25, dword ptr [{b} + 40]{{1to16}}",
-            "vfmadd231ps zmm22, zmm24, dword ptr [{b} + 44]{{1to16}}",
-            "vfmadd231ps zmm23, zmm25, dword ptr [{b} + 44]{{1to16}}",
+            "vbroadcastss zmm26, dword ptr [{b}]",
+            "vfmadd231ps zmm0, zmm24, zmm26",
+            "vfmadd231ps zmm1, zmm25, zmm26",
+            "vbroadcastss zmm27, dword ptr [{b} + 4]",
+            "vfmadd231ps zmm2, zmm24, zmm27",
+            "vfmadd231ps zmm3, zmm25, zmm27",
+            "vbroadcastss zmm28, dword ptr [{b} + 8]",
+            "vfmadd231ps zmm4, zmm24, zmm28",
+            "vfmadd231ps zmm5, zmm25, zmm28",
+            "vbroadcastss zmm29, dword ptr [{b} + 12]",
+            "vfmadd231ps zmm6, zmm24, zmm29",
+            "vfmadd231ps zmm7, zmm25, zmm29",
+            "vbroadcastss zmm30, dword ptr [{b} + 16]",
+            "vfmadd231ps zmm8, zmm24, zmm30",
+            "vfmadd231ps zmm9, zmm25, zmm30",
+            "vbroadcastss zmm31, dword ptr [{b} + 20]",
+            "vfmadd231ps zmm10, zmm24, zmm31",
+            "vfmadd231ps zmm11, zmm25, zmm31",
+            "vbroadcastss zmm26, dword ptr [{b} + 24]",
+            "vfmadd231ps zmm12, zmm24, zmm26",
+            "vfmadd231ps zmm13, zmm25, zmm26",
+            "vbroadcastss zmm27, dword ptr [{b} + 28]",
+            "vfmadd231ps zmm14, zmm24, zmm27",
+            "vfmadd231ps zmm15, zmm25, zmm27",
+            "vbroadcastss zmm28, dword ptr [{b} + 32]",
+            "vfmadd231ps zmm16, zmm24, zmm28",
+            "vfmadd231ps zmm17, zmm25, zmm28",
+            "vbroadcastss zmm29, dword ptr [{b} + 36]",
+            "vfmadd231ps zmm18, zmm24, zmm29",
+            "vfmadd231ps zmm19, zmm25, zmm29",
+            "vbroadcastss zmm30, dword ptr [{b} + 40]",
+            "vfmadd231ps zmm20, zmm24, zmm30",
+            "vfmadd231ps zmm21, zmm25, zmm30",
+            "vbroadcastss zmm31, dword ptr [{b} + 44]",
+            "vfmadd231ps zmm22, zmm24, zmm31",
+            "vfmadd231ps zmm23, zmm25, zmm31",
             "add {a}, {s}",
             "add {b}, 48",
             "dec {k}",
@@ -223,6 +244,7 @@ unsafe fn kloop_r2(a: *const f32, a_stride: usize, b: *const f32, k: usize, out:
             s = in(reg) a_stride,
             o = in(reg) out,
             out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _, out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _, out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _, out("zmm24") _, out("zmm25") _,
+            out("zmm26") _, out("zmm27") _, out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
             options(nostack),
         );
     }
