@@ -1190,7 +1190,7 @@ impl Optimiser for ExpDecay {
         let slot = self.counts.get_or_init(p.id(), 0, 0.0, [0.0]);
         slot.scalars[0] += 1.0;
         let n = slot.scalars[0] as u64;
-        if n % self.decay_step.max(1) == 0 && n > self.decayed_at {
+        if n.is_multiple_of(self.decay_step.max(1)) && n > self.decayed_at {
             self.eta = (self.eta * self.decay).max(self.clip);
             self.decayed_at = n;
         }

@@ -190,7 +190,8 @@ impl LstmSeq {
         transpose(x(0), is, n, &mut ab[0][..n * is]);
         transpose(h0, hs, n, &mut ab[0][n * is..n * (is + hs)]);
         // the outputs h_1 … h_T, [H, N] each, written in place by the threads; c_T batch-major
-        let mut h_out: Vec<Vec<E>> = (0..t_n).map(|_| vec![E::ZERO; hn]).collect();
+        // (left uninitialised: the threads write every element before the length is set)
+        let mut h_out: Vec<Vec<E>> = (0..t_n).map(|_| Vec::with_capacity(hn)).collect();
         let mut c_last = vec![E::ZERO; hn];
         let ranges = self.unit_ranges();
         let barrier = SpinBarrier::new(ranges.len());
@@ -198,8 +199,9 @@ impl LstmSeq {
             let [ab0, ab1] = &mut ab;
             let ab = [Shared::new(ab0), Shared::new(ab1)];
             let (steps_buf, c_buf) = (Shared::new(&mut steps), Shared::new(&mut c_last));
-            let h_buf: Vec<Shared<E>> = h_out.iter_mut().map(|h| Shared::new(h)).collect();
-            let run = |units: Range<usize>, first: bool| -> Part<E> {
+            let h_buf: Vec<Shared<E>> = h_out.iter_mut().map(Shared::spare).collect();
+            let parts_n = ranges.len();
+            let run = |index: usize, units: Range<usize>| -> Part<E> {
                 let _poison = barrier.guard();
                 let (hp, hpn) = (units.len(), units.len() * n);
                 let w = E::prepare_stacked(wi, wh, b, is, hs, units.clone(), n);
@@ -220,19 +222,20 @@ impl LstmSeq {
                     let (slot, c_at, c_next) = if keep { (t, t, t + 1) } else { (0, t % 2, (t + 1) % 2) };
                     // SAFETY: step t's input was completed before the last barrier and is not
                     // written again before the next one; this thread alone writes its units'
-                    // columns of the other buffer (step t + 1's input), and the first thread
-                    // alone its x columns, which nobody reads before the next barrier.
+                    // columns of the other buffer (step t + 1's input), and one thread (taking
+                    // turns, so the work stays even) its x columns; nobody reads them before the
+                    // next barrier.
                     let (a, h, x_next) = unsafe {
                         let a = ab[t % 2].read(0..n * k);
                         let h = ab[(t + 1) % 2].write(n * (is + units.start)..n * (is + units.end));
-                        let x_next = (first && t + 1 < t_n).then(|| ab[(t + 1) % 2].write(0..n * is));
+                        let x_next = (t % parts_n == index && t + 1 < t_n).then(|| ab[(t + 1) % 2].write(0..n * is));
                         (a, h, x_next)
                     };
                     let g = &mut gates[4 * hpn * slot..][..4 * hpn];
                     E::step_gemm(n, &w, a, g, false);
                     let (lo, hi) = cs.split_at_mut(hpn * c_at.max(c_next));
                     let (c_prev, c) = if c_at < c_next { (&lo[hpn * c_at..][..hpn], &mut hi[..hpn]) } else { (&hi[..hpn], &mut lo[hpn * c_next..][..hpn]) };
-                    gates_forward(StepForward { g, c_prev, c, tc: &mut tcs[hpn * slot..][..hpn], h: &mut h[..] }, hp, n);
+                    gates_forward(StepForward { g, c_prev, c, tc: &mut tcs[hpn * slot..][..hpn], h: &mut h[..], keep }, hp, n);
                     // SAFETY: only this thread writes its units of h_t in the outputs.
                     unsafe { h_buf[t].put_transposed(units.start, hs, h, n, hp) };
                     if keep && t + 1 < t_n {
@@ -254,8 +257,8 @@ impl LstmSeq {
             };
             std::thread::scope(|sc| {
                 let (first, others) = ranges.split_first().expect("one part at least");
-                let handles: Vec<_> = others.iter().map(|r| sc.spawn(|| run(r.clone(), false))).collect();
-                let mut parts = vec![run(first.clone(), true)];
+                let handles: Vec<_> = others.iter().enumerate().map(|(i, r)| sc.spawn(move || run(i + 1, r.clone()))).collect();
+                let mut parts = vec![run(0, first.clone())];
                 parts.extend(handles.into_iter().map(|h| h.join().expect("fused LSTM worker panicked")));
                 parts
             })
@@ -263,6 +266,11 @@ impl LstmSeq {
         let [ab0, ab1] = ab;
         pool::give(ab0);
         pool::give(ab1);
+        for h in &mut h_out {
+            // SAFETY: the threads wrote every unit of every sample of every h_t (`put_transposed`
+            // of their units, all steps) and have been joined.
+            unsafe { h.set_len(hn) };
+        }
         let mut c_t = vec![E::ZERO; hn];
         transpose(&c_last, n, hs, &mut c_t);
         let shape = [hs, n];

@@ -1,7 +1,8 @@
 //! Elementwise kernels of the fused LSTM: the gate pass forward (one sweep over the `4out` gate
 //! pre-activations of a step computing `i, f, g, o`, the new `c` and `h`) and backward, in f32
 //! and f64, with no allocation. f32 uses branch-free `exp`-based sigmoid and tanh that the
-//! compiler vectorises (about 1 ulp of `exp`); f64 uses the standard library.
+//! compiler vectorises (about 1 ulp of `exp`), and on AVX-512 the hand-vectorised forward pass
+//! of [`crate::gates_avx512`]; f64 uses the standard library.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -38,6 +39,24 @@ pub(crate) trait Kern: GemmElement {
     }
     fn sigmoid(x: Self) -> Self;
     fn tanh_k(x: Self) -> Self;
+    /// The forward gate pass over a block of cells (see [`block_forward`]); `keep` says whether
+    /// the activated gates and `tanh(c_t)` must be written (an implementation may always write
+    /// them).
+    #[allow(clippy::too_many_arguments)]
+    fn gate_block(
+        gi: &mut [Self],
+        gf: &mut [Self],
+        gg: &mut [Self],
+        go: &mut [Self],
+        cp: &[Self],
+        cc: &mut [Self],
+        tcc: &mut [Self],
+        hc: &mut [Self],
+        keep: bool,
+    ) {
+        let _ = keep;
+        gate_block_portable(gi, gf, gg, go, cp, cc, tcc, hc)
+    }
 }
 
 impl Kern for f64 {
@@ -108,6 +127,23 @@ impl Kern for f32 {
             StepMatrix { k, m, data: Cow::Borrowed(b), packed: false }
         }
     }
+    fn gate_block(gi: &mut [f32], gf: &mut [f32], gg: &mut [f32], go: &mut [f32], cp: &[f32], cc: &mut [f32], tcc: &mut [f32], hc: &mut [f32], keep: bool) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F, checked just above; the slices are one block.
+                return unsafe {
+                    if keep {
+                        crate::gates_avx512::block_forward::<true>(gi, gf, gg, go, cp, cc, tcc, hc)
+                    } else {
+                        crate::gates_avx512::block_forward::<false>(gi, gf, gg, go, cp, cc, tcc, hc)
+                    }
+                };
+            }
+        }
+        let _ = keep;
+        gate_block_portable(gi, gf, gg, go, cp, cc, tcc, hc)
+    }
     fn step_gemm(n: usize, b: &StepMatrix<'_, f32>, a: &[f32], c: &mut [f32], accumulate: bool) {
         if b.packed {
             crate::smallgemm::gemm_packed(n, b.m, b.k, a, &b.data, c, accumulate)
@@ -148,45 +184,51 @@ pub(crate) struct StepForward<'a, E> {
     pub tc: &'a mut [E],
     /// `[N, H]`: `h_t` (written).
     pub h: &'a mut [E],
+    /// Whether backward will need the activated gates and `tanh(c_t)`: when not, the pass may
+    /// leave `g` and `tc` as they were.
+    pub keep: bool,
 }
 
 /// Forward gate pass of one step, `H` hidden units, batch `N`: one sweep computing the four
 /// gates, `c_t`, `tanh(c_t)` and `h_t` (see [`StepForward`]).
 pub(crate) fn gates_forward<E: Kern>(s: StepForward<'_, E>, hs: usize, n: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F, checked just above.
-            return unsafe { gates_forward_avx512(s, hs, n) };
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { gates_forward_avx2(s, hs, n) };
-        }
-    }
-    gates_forward_generic(s, hs, n)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gates_forward_avx512<E: Kern>(s: StepForward<'_, E>, hs: usize, n: usize) {
-    gates_forward_generic(s, hs, n)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn gates_forward_avx2<E: Kern>(s: StepForward<'_, E>, hs: usize, n: usize) {
-    gates_forward_generic(s, hs, n)
-}
-
-#[inline(always)]
-fn gates_forward_generic<E: Kern>(s: StepForward<'_, E>, hs: usize, n: usize) {
     // one flat sweep: with the bias in the GEMM every element of a gate block is treated alike
     let blk = n * hs;
     let (gi, rest) = s.g[..4 * blk].split_at_mut(blk);
     let (gf, rest) = rest.split_at_mut(blk);
     let (gg, go) = rest.split_at_mut(blk);
-    block_forward(gi, gf, gg, go, &s.c_prev[..blk], &mut s.c[..blk], &mut s.tc[..blk], &mut s.h[..blk]);
+    E::gate_block(gi, gf, gg, go, &s.c_prev[..blk], &mut s.c[..blk], &mut s.tc[..blk], &mut s.h[..blk], s.keep);
+}
+
+/// [`block_forward`] compiled for the best vector extension the CPU has.
+#[allow(clippy::too_many_arguments)]
+fn gate_block_portable<E: Kern>(gi: &mut [E], gf: &mut [E], gg: &mut [E], go: &mut [E], cp: &[E], cc: &mut [E], tcc: &mut [E], hc: &mut [E]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { block_forward_avx512(gi, gf, gg, go, cp, cc, tcc, hc) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { block_forward_avx2(gi, gf, gg, go, cp, cc, tcc, hc) };
+        }
+    }
+    block_forward(gi, gf, gg, go, cp, cc, tcc, hc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block_forward_avx512<E: Kern>(gi: &mut [E], gf: &mut [E], gg: &mut [E], go: &mut [E], cp: &[E], cc: &mut [E], tcc: &mut [E], hc: &mut [E]) {
+    block_forward(gi, gf, gg, go, cp, cc, tcc, hc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block_forward_avx2<E: Kern>(gi: &mut [E], gf: &mut [E], gg: &mut [E], go: &mut [E], cp: &[E], cc: &mut [E], tcc: &mut [E], hc: &mut [E]) {
+    block_forward(gi, gf, gg, go, cp, cc, tcc, hc)
 }
 
 /// Backward gate pass of one step (batch-major, as [`StepForward`]). Given the activated gates
@@ -274,22 +316,39 @@ fn block_backward<E: Kern>(a: [&[E]; 4], cp: &[E], tcc: &[E], dhc: &[E], dcc: &m
     }
 }
 
-/// `dst = srcᵀ`: `src` is `[rows, cols]`, `dst` `[cols, rows]`, both column-major. Works in
-/// 8×8 tiles held in registers, so both sides are read and written in runs of 8.
+/// `dst = srcᵀ`: `src` is `[rows, cols]`, `dst` `[cols, rows]`, both column-major.
 pub(crate) fn transpose<E: Copy>(src: &[E], rows: usize, cols: usize, dst: &mut [E]) {
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose: buffers shorter than {rows}x{cols}");
+    // SAFETY: `dst` holds rows·cols elements (checked), the last one written at cols·rows - 1.
+    unsafe { transpose_into(src, rows, rows, cols, dst.as_mut_ptr(), cols) }
+}
+
+/// `dst[c + dst_ld·r] = src[r + src_ld·c]` for `r < rows`, `c < cols`: the `[rows, cols]`
+/// matrix `src` (column-major, leading dimension `src_ld`) written transposed. Works in 8×8
+/// tiles held in registers, so both sides are read and written in runs of 8.
+///
+/// # Safety
+/// `dst` is valid for writes at every `c + dst_ld·r` above, and nothing else reads or writes
+/// those elements meanwhile (other elements between them may belong to other threads).
+pub(crate) unsafe fn transpose_into<E: Copy>(src: &[E], src_ld: usize, rows: usize, cols: usize, dst: *mut E, dst_ld: usize) {
     const T: usize = 8;
-    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let src = &src[..src_ld * (cols - 1) + rows];
     let (rb, cb) = (rows / T * T, cols / T * T);
     for c0 in (0..cb).step_by(T) {
         for r0 in (0..rb).step_by(T) {
             let mut tile = [[src[0]; T]; T];
             for (c, t) in tile.iter_mut().enumerate() {
-                t.copy_from_slice(&src[r0 + (c0 + c) * rows..][..T]);
+                t.copy_from_slice(&src[r0 + (c0 + c) * src_ld..][..T]);
             }
             for r in 0..T {
-                let d = &mut dst[c0 + (r0 + r) * cols..][..T];
-                for c in 0..T {
-                    d[c] = tile[c][r];
+                // SAFETY: row r0 + r, columns c0 .. c0 + 8 of dst (the caller's contract).
+                let d = unsafe { dst.add(c0 + (r0 + r) * dst_ld) };
+                for (c, t) in tile.iter().enumerate() {
+                    // SAFETY: as above.
+                    unsafe { *d.add(c) = t[r] };
                 }
             }
         }
@@ -298,7 +357,8 @@ pub(crate) fn transpose<E: Copy>(src: &[E], rows: usize, cols: usize, dst: &mut 
     for c in 0..cols {
         let r_start = if c < cb { rb } else { 0 };
         for r in r_start..rows {
-            dst[c + r * cols] = src[r + c * rows];
+            // SAFETY: as above.
+            unsafe { *dst.add(c + r * dst_ld) = src[r + c * src_ld] };
         }
     }
 }
@@ -345,7 +405,8 @@ mod tests {
 mod timing {
     /// `cargo test -p flux-recurrent --release --lib kernels::timing -- --ignored --nocapture`:
     /// the forward gate pass of one W3 step (batch 32, 256 units), and of 250 units (gate blocks
-    /// whose distance is not a multiple of 4 KiB: measured no faster, so no 4K aliasing).
+    /// whose distance is not a multiple of 4 KiB: measured no faster, so no 4K aliasing); the
+    /// vector pass keeping the gates for backward, forward only, and the portable pass.
     #[test]
     #[ignore]
     fn gate_pass() {
@@ -354,16 +415,27 @@ mod timing {
             let z: Vec<f32> = (0..4 * blk).map(|i| ((i * 37 % 101) as f32 - 50.0) / 12.0).collect();
             let cp: Vec<f32> = (0..blk).map(|i| ((i * 13 % 29) as f32 - 14.0) / 7.0).collect();
             let (mut c, mut tc, mut h) = (vec![0.0f32; blk], vec![0.0f32; blk], vec![0.0f32; blk]);
-            let mut best = f64::INFINITY;
-            for _ in 0..30 {
-                let t0 = std::time::Instant::now();
-                for _ in 0..50 {
-                    let mut g = z.clone();
-                    super::gates_forward(super::StepForward { g: &mut g, c_prev: &cp, c: &mut c, tc: &mut tc, h: &mut h }, hs, n);
-                    std::hint::black_box(&g);
+            let mut time = |keep: bool, portable: bool| {
+                let mut best = f64::INFINITY;
+                for _ in 0..30 {
+                    let t0 = std::time::Instant::now();
+                    for _ in 0..50 {
+                        let mut g = z.clone();
+                        if portable {
+                            let (gi, rest) = g.split_at_mut(blk);
+                            let (gf, rest) = rest.split_at_mut(blk);
+                            let (gg, go) = rest.split_at_mut(blk);
+                            super::gate_block_portable(gi, gf, gg, go, &cp, &mut c, &mut tc, &mut h);
+                        } else {
+                            super::gates_forward(super::StepForward { g: &mut g, c_prev: &cp, c: &mut c, tc: &mut tc, h: &mut h, keep }, hs, n);
+                        }
+                        std::hint::black_box(&g);
+                    }
+                    best = best.min(t0.elapsed().as_secs_f64() / 50.0);
                 }
-                best = best.min(t0.elapsed().as_secs_f64() / 50.0);
-            }
+                best
+            };
+            let (keep, fwd, portable) = (time(true, false), time(false, false), time(true, true));
             let mut copy = f64::INFINITY;
             for _ in 0..30 {
                 let t0 = std::time::Instant::now();
@@ -373,7 +445,13 @@ mod timing {
                 }
                 copy = copy.min(t0.elapsed().as_secs_f64() / 50.0);
             }
-            println!("gate pass {n}x{hs}: {:.1} us (of which {:.1} us copying the input)", best * 1e6, copy * 1e6);
+            println!(
+                "gate pass {n}x{hs}: {:.1} us keeping the gates, {:.1} us forward only, portable {:.1} us (each with {:.1} us copying the input)",
+                keep * 1e6,
+                fwd * 1e6,
+                portable * 1e6,
+                copy * 1e6
+            );
         }
     }
 }

@@ -33,6 +33,8 @@
 mod cell;
 mod cells;
 mod fused;
+#[cfg(target_arch = "x86_64")]
+mod gates_avx512;
 mod kernels;
 mod pool;
 mod recur;

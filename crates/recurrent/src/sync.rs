@@ -105,9 +105,16 @@ impl<E> Shared<E> {
 }
 
 impl<E: Copy> Shared<E> {
+    /// Shares the spare capacity of `v` (its first `v.capacity()` elements, uninitialised past
+    /// `v.len()`): only [`Shared::put_transposed`] may touch it, and the caller sets the length
+    /// once every element is written.
+    pub(crate) fn spare(v: &mut Vec<E>) -> Shared<E> {
+        Shared { ptr: v.as_mut_ptr(), len: v.capacity() }
+    }
+
     /// Writes `src` (`[rows, cols]`, column-major) transposed into the buffer read as a
     /// column-major matrix with leading dimension `ld`: `buf[at + c + ld·r] = src[r + rows·c]`.
-    /// Element by element, so the part written may interleave with other threads' parts.
+    /// The part written may interleave with other threads' parts.
     ///
     /// # Safety
     /// No other thread reads or writes those elements meanwhile.
@@ -116,15 +123,8 @@ impl<E: Copy> Shared<E> {
             return;
         }
         assert!(src.len() >= rows * cols && cols <= ld && at + (cols - 1) + ld * (rows - 1) < self.len, "shared buffer: transposed write out of bounds");
-        for r in 0..rows {
-            // SAFETY: in bounds (checked above); the elements are this thread's alone.
-            unsafe {
-                let d = self.ptr.add(at + ld * r);
-                for c in 0..cols {
-                    *d.add(c) = src[r + rows * c];
-                }
-            }
-        }
+        // SAFETY: every element written is in bounds (checked above) and this thread's alone.
+        unsafe { crate::kernels::transpose_into(src, rows, rows, cols, self.ptr.add(at), ld) }
     }
 }
 
