@@ -39,6 +39,16 @@ pub(crate) trait Kern: GemmElement {
     }
     fn sigmoid(x: Self) -> Self;
     fn tanh_k(x: Self) -> Self;
+    /// Writes the full 8×8 tiles of [`transpose_into`] (`rows`, `cols` multiples of 8) with
+    /// vector shuffles where this type and the CPU have them; `false` (nothing written) where
+    /// not.
+    ///
+    /// # Safety
+    /// As [`transpose_into`].
+    unsafe fn transpose_tiles(src: &[Self], src_ld: usize, rows: usize, cols: usize, dst: *mut Self, dst_ld: usize) -> bool {
+        let _ = (src, src_ld, rows, cols, dst, dst_ld);
+        false
+    }
     /// The forward gate pass over a block of cells (see [`block_forward`]); `keep` says whether
     /// the activated gates and `tanh(c_t)` must be written (an implementation may always write
     /// them).
@@ -126,6 +136,18 @@ impl Kern for f32 {
         } else {
             StepMatrix { k, m, data: Cow::Borrowed(b), packed: false }
         }
+    }
+    unsafe fn transpose_tiles(src: &[f32], src_ld: usize, rows: usize, cols: usize, dst: *mut f32, dst_ld: usize) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx") {
+                // SAFETY: the CPU has AVX, checked just above; the rest is the caller's contract.
+                unsafe { transpose_tiles_avx(src, src_ld, rows, cols, dst, dst_ld) };
+                return true;
+            }
+        }
+        let _ = (src, src_ld, rows, cols, dst, dst_ld);
+        false
     }
     fn gate_block(gi: &mut [f32], gf: &mut [f32], gg: &mut [f32], go: &mut [f32], cp: &[f32], cc: &mut [f32], tcc: &mut [f32], hc: &mut [f32], keep: bool) {
         #[cfg(target_arch = "x86_64")]
@@ -317,48 +339,90 @@ fn block_backward<E: Kern>(a: [&[E]; 4], cp: &[E], tcc: &[E], dhc: &[E], dcc: &m
 }
 
 /// `dst = srcᵀ`: `src` is `[rows, cols]`, `dst` `[cols, rows]`, both column-major.
-pub(crate) fn transpose<E: Copy>(src: &[E], rows: usize, cols: usize, dst: &mut [E]) {
+pub(crate) fn transpose<E: Kern>(src: &[E], rows: usize, cols: usize, dst: &mut [E]) {
     assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose: buffers shorter than {rows}x{cols}");
     // SAFETY: `dst` holds rows·cols elements (checked), the last one written at cols·rows - 1.
     unsafe { transpose_into(src, rows, rows, cols, dst.as_mut_ptr(), cols) }
 }
 
 /// `dst[c + dst_ld·r] = src[r + src_ld·c]` for `r < rows`, `c < cols`: the `[rows, cols]`
-/// matrix `src` (column-major, leading dimension `src_ld`) written transposed. Works in 8×8
-/// tiles held in registers, so both sides are read and written in runs of 8.
+/// matrix `src` (column-major, leading dimension `src_ld`) written transposed, in 8×8 tiles
+/// (vector shuffles in f32, see [`Kern::transpose_tiles`]), then the ragged edges.
 ///
 /// # Safety
 /// `dst` is valid for writes at every `c + dst_ld·r` above, and nothing else reads or writes
 /// those elements meanwhile (other elements between them may belong to other threads).
-pub(crate) unsafe fn transpose_into<E: Copy>(src: &[E], src_ld: usize, rows: usize, cols: usize, dst: *mut E, dst_ld: usize) {
+pub(crate) unsafe fn transpose_into<E: Kern>(src: &[E], src_ld: usize, rows: usize, cols: usize, dst: *mut E, dst_ld: usize) {
     const T: usize = 8;
     if rows == 0 || cols == 0 {
         return;
     }
     let src = &src[..src_ld * (cols - 1) + rows];
     let (rb, cb) = (rows / T * T, cols / T * T);
-    for c0 in (0..cb).step_by(T) {
-        for r0 in (0..rb).step_by(T) {
-            let mut tile = [[src[0]; T]; T];
-            for (c, t) in tile.iter_mut().enumerate() {
-                t.copy_from_slice(&src[r0 + (c0 + c) * src_ld..][..T]);
-            }
-            for r in 0..T {
-                // SAFETY: row r0 + r, columns c0 .. c0 + 8 of dst (the caller's contract).
-                let d = unsafe { dst.add(c0 + (r0 + r) * dst_ld) };
-                for (c, t) in tile.iter().enumerate() {
-                    // SAFETY: as above.
-                    unsafe { *d.add(c) = t[r] };
+    // SAFETY: the tiles are a part of what the caller vouched for.
+    if !unsafe { E::transpose_tiles(src, src_ld, rb, cb, dst, dst_ld) } {
+        for c0 in (0..cb).step_by(T) {
+            for r0 in (0..rb).step_by(T) {
+                for c in c0..c0 + T {
+                    let col = &src[r0 + c * src_ld..][..T];
+                    for (r, &v) in col.iter().enumerate() {
+                        // SAFETY: row r0 + r, column c of dst (the caller's contract).
+                        unsafe { *dst.add(c + (r0 + r) * dst_ld) = v };
+                    }
                 }
             }
         }
     }
-    // the ragged edges
     for c in 0..cols {
         let r_start = if c < cb { rb } else { 0 };
         for r in r_start..rows {
             // SAFETY: as above.
             unsafe { *dst.add(c + r * dst_ld) = src[r + c * src_ld] };
+        }
+    }
+}
+
+/// The 8×8 tiles of [`transpose_into`] in f32: eight columns of a tile loaded as vectors,
+/// transposed with the usual unpack / shuffle / lane-permute network, stored as eight rows.
+///
+/// # Safety
+/// The CPU has AVX; `rows`, `cols` are multiples of 8; `src` holds the `[rows, cols]` matrix
+/// (leading dimension `src_ld`); `dst` as in [`transpose_into`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose_tiles_avx(src: &[f32], src_ld: usize, rows: usize, cols: usize, dst: *mut f32, dst_ld: usize) {
+    use std::arch::x86_64::*;
+    assert!(rows.is_multiple_of(8) && cols.is_multiple_of(8) && (cols == 0 || src.len() >= src_ld * (cols - 1) + rows), "transpose tiles: bad shape");
+    for c0 in (0..cols).step_by(8) {
+        for r0 in (0..rows).step_by(8) {
+            // SAFETY: the loads read src[r0 .. r0 + 8 + src_ld·c] for c < cols (asserted in
+            // bounds); the stores write rows r0 .. r0 + 8, columns c0 .. c0 + 8 of dst (the
+            // caller's contract).
+            unsafe {
+                let col = |c: usize| _mm256_loadu_ps(src.as_ptr().add(r0 + (c0 + c) * src_ld));
+                let (a0, a1, a2, a3, a4, a5, a6, a7) = (col(0), col(1), col(2), col(3), col(4), col(5), col(6), col(7));
+                let (t0, t1) = (_mm256_unpacklo_ps(a0, a1), _mm256_unpackhi_ps(a0, a1));
+                let (t2, t3) = (_mm256_unpacklo_ps(a2, a3), _mm256_unpackhi_ps(a2, a3));
+                let (t4, t5) = (_mm256_unpacklo_ps(a4, a5), _mm256_unpackhi_ps(a4, a5));
+                let (t6, t7) = (_mm256_unpacklo_ps(a6, a7), _mm256_unpackhi_ps(a6, a7));
+                let (u0, u1) = (_mm256_shuffle_ps::<0x44>(t0, t2), _mm256_shuffle_ps::<0xEE>(t0, t2));
+                let (u2, u3) = (_mm256_shuffle_ps::<0x44>(t1, t3), _mm256_shuffle_ps::<0xEE>(t1, t3));
+                let (u4, u5) = (_mm256_shuffle_ps::<0x44>(t4, t6), _mm256_shuffle_ps::<0xEE>(t4, t6));
+                let (u6, u7) = (_mm256_shuffle_ps::<0x44>(t5, t7), _mm256_shuffle_ps::<0xEE>(t5, t7));
+                let rows_out = [
+                    _mm256_permute2f128_ps::<0x20>(u0, u4),
+                    _mm256_permute2f128_ps::<0x20>(u1, u5),
+                    _mm256_permute2f128_ps::<0x20>(u2, u6),
+                    _mm256_permute2f128_ps::<0x20>(u3, u7),
+                    _mm256_permute2f128_ps::<0x31>(u0, u4),
+                    _mm256_permute2f128_ps::<0x31>(u1, u5),
+                    _mm256_permute2f128_ps::<0x31>(u2, u6),
+                    _mm256_permute2f128_ps::<0x31>(u3, u7),
+                ];
+                for (r, v) in rows_out.into_iter().enumerate() {
+                    _mm256_storeu_ps(dst.add(c0 + (r0 + r) * dst_ld), v);
+                }
+            }
         }
     }
 }
@@ -392,12 +456,36 @@ mod tests {
             let src: Vec<f64> = (0..rows * cols).map(|i| i as f64).collect();
             let mut dst = vec![0.0; rows * cols];
             transpose(&src, rows, cols, &mut dst);
+            let src32: Vec<f32> = src.iter().map(|&v| v as f32).collect();
+            let mut dst32 = vec![0.0f32; rows * cols];
+            transpose(&src32, rows, cols, &mut dst32);
             for r in 0..rows {
                 for c in 0..cols {
                     assert_eq!(dst[c + r * cols], src[r + c * rows]);
+                    assert_eq!(dst32[c + r * cols], src32[r + c * rows]);
                 }
             }
         }
+    }
+
+    /// Leading dimensions wider than the matrix on both sides: only the elements of the
+    /// transposed block are written (f32 through the vector tiles, f64 through the portable).
+    #[test]
+    fn strided_transpose_writes_only_its_block() {
+        fn check<E: Kern + From<u16> + PartialEq + std::fmt::Debug>() {
+            let (rows, cols, src_ld, dst_ld, at) = (19, 26, 23, 40, 5);
+            let src: Vec<E> = (0..src_ld * cols).map(|i| E::from(i as u16)).collect();
+            let mut dst = vec![E::from(60000); dst_ld * rows + at];
+            // SAFETY: dst holds at + c + dst_ld·r for every r < rows, c < cols.
+            unsafe { transpose_into(&src, src_ld, rows, cols, dst.as_mut_ptr().add(at), dst_ld) };
+            for (i, v) in dst.iter().enumerate() {
+                let (r, c) = ((i.wrapping_sub(at)) / dst_ld, (i.wrapping_sub(at)) % dst_ld);
+                let want = if i >= at && r < rows && c < cols { src[r + src_ld * c] } else { E::from(60000) };
+                assert_eq!(*v, want, "element {i}");
+            }
+        }
+        check::<f32>();
+        check::<f64>();
     }
 }
 

@@ -104,7 +104,7 @@ impl<E> Shared<E> {
     }
 }
 
-impl<E: Copy> Shared<E> {
+impl<E: crate::kernels::Kern> Shared<E> {
     /// Shares the spare capacity of `v` (its first `v.capacity()` elements, uninitialised past
     /// `v.len()`): only [`Shared::put_transposed`] may touch it, and the caller sets the length
     /// once every element is written.

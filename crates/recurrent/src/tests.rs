@@ -261,14 +261,15 @@ fn forward_without_recording_matches_steps() {
 
 #[test]
 fn f32_gradients_through_the_packed_kernel_on_two_threads_match_unrolled() {
-    // batch 32 (the register-blocked kernel), 48 units over two threads, long enough to split
+    // batch 32 (the register-blocked kernel), 56 units over two threads (28 each: panels of 12
+    // columns that straddle gate blocks), long enough to split
     flux_tensor::seed(10);
     flux_tensor::set_num_threads(2);
-    let cell = LSTMCell::new(8, 48);
+    let cell = LSTMCell::new(8, 56);
     let xs: Vec<Var> = seq(8, Some(32), 70).iter().map(|x| param(x.data().to_f32())).collect();
-    let h0 = param(Tensor::randn(&[48, 32]).to_f32());
-    let c0 = param(Tensor::randn(&[48, 32]).to_f32());
-    let w = Var::from(Tensor::randn(&[48, 32]).to_f32());
+    let h0 = param(Tensor::randn(&[56, 32]).to_f32());
+    let c0 = param(Tensor::randn(&[56, 32]).to_f32());
+    let w = Var::from(Tensor::randn(&[56, 32]).to_f32());
     let mut ps = params![cell.wi(), cell.wh(), cell.b(), &h0, &c0];
     ps.push(&xs[0]);
     ps.push(&xs[69]);
