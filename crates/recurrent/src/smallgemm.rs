@@ -43,22 +43,31 @@ pub(crate) fn pack(b: &[f32], k: usize, m: usize) -> Vec<f32> {
 /// made of contiguous runs of a column.
 pub(crate) fn pack_stacked(wi: &[f32], wh: &[f32], b: &[f32], is: usize, hs: usize, units: std::ops::Range<usize>) -> Vec<f32> {
     let (k, m, hp) = (is + hs + 1, 4 * units.len(), units.len());
-    let mut out = vec![0.0f32; m.div_ceil(PANEL) * k * PANEL];
-    for (panel, dst) in out.chunks_exact_mut(k * PANEL).enumerate() {
-        let (j0, w) = (panel * PANEL, PANEL.min(m - panel * PANEL));
-        for p in 0..k {
-            let src = match p {
-                p if p < is => &wi[4 * hs * p..][..4 * hs],
-                p if p < is + hs => &wh[4 * hs * (p - is)..][..4 * hs],
-                _ => &b[..4 * hs],
-            };
-            let row = &mut dst[p * PANEL..][..w];
+    let panels = m.div_ceil(PANEL);
+    let mut out = vec![0.0f32; panels * k * PANEL];
+    // row by row of the source (read in order), each row spread over the panels
+    for p in 0..k {
+        let src = match p {
+            p if p < is => &wi[4 * hs * p..][..4 * hs],
+            p if p < is + hs => &wh[4 * hs * (p - is)..][..4 * hs],
+            _ => &b[..4 * hs],
+        };
+        for panel in 0..panels {
+            let (j0, w) = (panel * PANEL, PANEL.min(m - panel * PANEL));
+            let dst = &mut out[panel * k * PANEL + p * PANEL..][..PANEL];
+            let (gate, off) = (j0 / hp, j0 % hp);
+            if w == PANEL && off + PANEL <= hp {
+                // the usual case, the whole panel row inside one gate: a copy of fixed length
+                // (inlined; a memcpy call per 48 bytes made packing 3% of the W3 forward)
+                dst.copy_from_slice(&src[gate * hs + units.start + off..][..PANEL]);
+                continue;
+            }
             let mut q = 0;
             while q < w {
                 // a run of one gate's columns
                 let (gate, off) = ((j0 + q) / hp, (j0 + q) % hp);
                 let run = (w - q).min(hp - off);
-                row[q..q + run].copy_from_slice(&src[gate * hs + units.start + off..][..run]);
+                dst[q..q + run].copy_from_slice(&src[gate * hs + units.start + off..][..run]);
                 q += run;
             }
         }
