@@ -30,7 +30,7 @@ use flux_autograd::{gradients, CustomOp, Var};
 use flux_tensor::{DType, Tensor, TensorError};
 
 use crate::cells::lstm_step;
-use crate::kernels::{gates_backward, gates_forward, transpose, StepForward};
+use crate::kernels::{gates_backward, gates_forward, put_columns, transpose, transpose_into, Kern, StepForward};
 use crate::pool::{self, Pooled};
 use crate::sync::{Shared, SpinBarrier};
 
@@ -136,13 +136,13 @@ fn typed<E: Store>(t: &Tensor) -> &[E] {
 
 /// `dst[row0 + b + ld·r] = src[r + rows·b]`: a feature-major `[rows, N]` matrix written as the
 /// rows `row0 .. row0 + N` of a column-major matrix with leading dimension `ld`.
-fn put_rows<E: Copy>(src: &[E], rows: usize, n: usize, dst: &mut [E], row0: usize, ld: usize) {
-    for r in 0..rows {
-        let d = &mut dst[row0 + ld * r..][..n];
-        for (b, v) in d.iter_mut().enumerate() {
-            *v = src[r + rows * b];
-        }
+fn put_rows<E: Kern>(src: &[E], rows: usize, n: usize, dst: &mut [E], row0: usize, ld: usize) {
+    if rows == 0 || n == 0 {
+        return;
     }
+    assert!(row0 + n <= ld && dst.len() > row0 + (n - 1) + ld * (rows - 1), "put_rows: destination too small");
+    // SAFETY: every element written, row0 + b + ld·r, is inside `dst` (checked just above).
+    unsafe { transpose_into(src, rows, rows, n, dst.as_mut_ptr().add(row0), ld) }
 }
 
 /// `dst[i + N·j] += src[units.start + j + hs·i]`: the rows `units` of a feature-major `[hs, N]`
@@ -239,9 +239,7 @@ impl LstmSeq {
                     // SAFETY: only this thread writes its units of h_t in the outputs.
                     unsafe { h_buf[t].put_transposed(units.start, hs, h, n, hp) };
                     if keep && t + 1 < t_n {
-                        for j in 0..hp {
-                            my_steps[nt * j + n * (t + 1)..][..n].copy_from_slice(&h[n * j..][..n]);
-                        }
+                        put_columns(h, n, hp, my_steps, n * (t + 1), nt);
                     }
                     if let Some(xn) = x_next {
                         transpose(x(t + 1), is, n, xn);
@@ -325,9 +323,7 @@ impl LstmSeq {
                         // others read them only after the barrier below, and the buffer is not
                         // written again before the barrier after that (two buffers alternate).
                         unsafe { dzt[t % 2].write(n * (q * hs + units.start)..n * (q * hs + units.end)) }.copy_from_slice(src);
-                        for j in 0..hp {
-                            mine[nt * j + n * t..][..n].copy_from_slice(&src[n * j..][..n]);
-                        }
+                        put_columns(src, n, hp, mine, n * t, nt);
                     }
                     barrier.wait();
                     if t > 0 || self.need_h0 {

@@ -338,6 +338,24 @@ fn block_backward<E: Kern>(a: [&[E]; 4], cp: &[E], tcc: &[E], dhc: &[E], dcc: &m
     }
 }
 
+/// `dst[row0 + ld·j + i] = src[i + n·j]` for `i < n`, `j < cols`: the columns of an `[n, cols]`
+/// matrix written into a taller one (leading dimension `ld`) from row `row0`. The columns are
+/// short (one batch), so they go in fixed blocks of 8 that compile to vector moves instead of a
+/// `memcpy` call each (those calls were 3% of a W3 train step).
+pub(crate) fn put_columns<E: Copy>(src: &[E], n: usize, cols: usize, dst: &mut [E], row0: usize, ld: usize) {
+    for j in 0..cols {
+        let (from, to) = (&src[n * j..][..n], &mut dst[row0 + ld * j..][..n]);
+        let (mut to8, mut from8) = (to.chunks_exact_mut(8), from.chunks_exact(8));
+        for (t, f) in (&mut to8).zip(&mut from8) {
+            let (t, f): (&mut [E; 8], &[E; 8]) = (t.try_into().expect("8"), f.try_into().expect("8"));
+            *t = *f;
+        }
+        for (t, f) in to8.into_remainder().iter_mut().zip(from8.remainder()) {
+            *t = *f;
+        }
+    }
+}
+
 /// `dst = srcᵀ`: `src` is `[rows, cols]`, `dst` `[cols, rows]`, both column-major.
 pub(crate) fn transpose<E: Kern>(src: &[E], rows: usize, cols: usize, dst: &mut [E]) {
     assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose: buffers shorter than {rows}x{cols}");
@@ -448,6 +466,21 @@ mod tests {
         assert_eq!(<f32 as Kern>::sigmoid(200.0), 1.0);
         assert_eq!(<f32 as Kern>::tanh_k(200.0), 1.0);
         assert_eq!(<f32 as Kern>::tanh_k(-200.0), -1.0);
+    }
+
+    #[test]
+    fn put_columns_writes_only_its_rows() {
+        for n in [1, 8, 13, 32] {
+            let (cols, ld, row0) = (3, n + 7, 4);
+            let src: Vec<f32> = (0..n * cols).map(|i| i as f32).collect();
+            let mut dst = vec![-1.0f32; ld * cols + row0];
+            put_columns(&src, n, cols, &mut dst, row0, ld);
+            for (k, v) in dst.iter().enumerate() {
+                let (j, i) = ((k.wrapping_sub(row0)) / ld, (k.wrapping_sub(row0)) % ld);
+                let want = if k >= row0 && j < cols && i < n { src[i + n * j] } else { -1.0 };
+                assert_eq!(*v, want, "n = {n}, element {k}");
+            }
+        }
     }
 
     #[test]
