@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Alternates `cargo xtask bench` with a peer script (PyTorch or JAX) for several rounds and
-prints, per workload case, the ratio flux-rs / peer of each round and their median.
+prints, per workload case, the ratio flux-rs / peer of each round and their median, and the
+medians and ranges of the raw figures on both sides.
 
 The machines are shared: absolute times move by 1.5x within an hour and a single pair of runs
 can be off by 20%. Alternating the two programs round by round and taking the median of the
@@ -50,7 +51,7 @@ def main():
     a = p.parse_args()
     ours_cmd = ["cargo", "xtask", "bench", "--workloads", a.workloads, "--threads", a.threads, "--min-time", a.min_time]
     peer_cmd = a.peer + ["--workloads", a.workloads, "--threads", a.threads, "--min-time", a.min_time]
-    ratios = {}
+    ratios, values, field_of = {}, {}, {}
     for r in range(a.rounds):
         ours = [x for x in run(ours_cmd) if "impl" not in x or x["impl"] == "fused"]
         peer = [x for x in run(peer_cmd) if x.get("impl", a.peer_impl) == a.peer_impl and x.get("jit", True)]
@@ -63,10 +64,14 @@ def main():
             my, _ = measure(y)
             ratio = (my / mx) if higher else (mx / my)
             ratios.setdefault(key(x), []).append(ratio)
+            values.setdefault(key(x), []).append((mx, my))
+            field_of[key(x)] = next(f for f, _ in MEASURES if f in x)
         print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
     for k, rs in ratios.items():
         case = " ".join(f"{n}={v}" for n, v in k)
         print(f"{case}: time ratio flux-rs/peer median {statistics.median(rs):.3f} (rounds: {', '.join(f'{x:.3f}' for x in rs)})")
+        ours_v, peer_v = zip(*values[k])
+        print(f"    {field_of[k]}, medians: flux-rs {statistics.median(ours_v):.4g}, peer {statistics.median(peer_v):.4g} (ranges {min(ours_v):.4g}-{max(ours_v):.4g} and {min(peer_v):.4g}-{max(peer_v):.4g})")
 
 
 if __name__ == "__main__":
