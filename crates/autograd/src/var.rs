@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use flux_tensor::{display, DType, Shape, Tensor};
+use flux_tensor::{DType, Shape, Tensor};
 
 use crate::op::Op;
 use crate::tape;
@@ -319,7 +319,7 @@ impl Var {
     /// assert_eq!(w.inline(), "[0.0, 0.0] (tracked)");
     /// ```
     pub fn inline(&self) -> String {
-        let s = display::inline(&self.data());
+        let s = self.data().inline();
         if self.is_tracked() {
             format!("{s} (tracked)")
         } else {
