@@ -43,18 +43,27 @@
 
 #![allow(mixed_script_confusables)]
 
+mod callbacks;
 mod chain;
 mod data;
+mod history;
 mod optimiser;
+#[cfg(feature = "plot")]
+mod plot;
 pub mod rules;
 mod train;
 
+pub use callbacks::{checkpoint_every, early_stopping, every, log_every, EarlyStopping};
 pub use chain::OptimiserChain;
 pub use data::{Batches, DataLoader};
+pub use history::History;
 pub use optimiser::{OptimError, Optimiser, STATE_FORMAT};
+#[cfg(feature = "plot")]
+pub use plot::{plot_history, plot_losses, PlotError};
 pub use rules::{
     AMSGrad, AdaDelta, AdaGrad, AdaMax, Adam, AdamW, ClipNorm, ClipValue, Descent, ExpDecay, InvDecay, Momentum, NAdam, Nesterov, RMSProp, WeightDecay,
 };
 pub use train::{
-    progress_enabled, set_progress, throttle, throttle_event, train, train_with, try_train_with, CallbackResult, IntoBatch, TrainEvent, TrainSummary,
+    progress_enabled, set_progress, throttle, throttle_event, train, train_with, try_train_with, CallbackError, CallbackResult, IntoBatch, TrainEvent,
+    TrainSummary,
 };
