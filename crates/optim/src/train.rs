@@ -286,11 +286,11 @@ impl Progress {
             self.bar = Some(self.make_bar());
         }
         let Some(bar) = &self.bar else { return };
-        bar.set_position(step as u64);
         if self.last_msg.is_none_or(|t| now.duration_since(t) >= Self::MSG_EVERY) {
             self.last_msg = Some(now);
-            bar.set_message(Self::message(step, loss, now.duration_since(self.start)));
+            bar.set_message(Self::message(step, self.total, loss, now.duration_since(self.start)));
         }
+        bar.set_position(step as u64);
     }
 
     fn make_bar(&self) -> indicatif::ProgressBar {
@@ -301,22 +301,39 @@ impl Progress {
             ProgressDrawTarget::term_like_with_hz(Box::new(ForcedStderr), 2)
         };
         let template = match self.total {
-            Some(_) => "train {bar:30.cyan/blue} step {pos}/{len}  {msg}  ETA {eta}",
+            Some(_) => "train {bar:30.cyan/blue} step {pos}/{len}  {msg}",
             None => "train {spinner} step {pos}  {msg}",
         };
         let style = ProgressStyle::with_template(template).expect("a valid progress template").progress_chars("=> ");
         ProgressBar::with_draw_target(self.total.map(|t| t as u64), target).with_style(style).with_elapsed(self.start.elapsed())
     }
 
-    fn message(step: usize, loss: f64, elapsed: Duration) -> String {
+    /// `loss 0.1234  56.7 steps/s  ETA 1m 05s` (the ETA when the number of steps is known and
+    /// the loop has not ended).
+    fn message(step: usize, total: Option<usize>, loss: f64, elapsed: Duration) -> String {
         let rate = step as f64 / elapsed.as_secs_f64().max(1e-9);
-        format!("loss {loss:.4}  {rate:.1} steps/s")
+        let loss = if loss != 0.0 && loss.abs() < 1e-3 { format!("{loss:.3e}") } else { format!("{loss:.4}") };
+        let eta = match total {
+            Some(t) if t > step && rate > 0.0 => format!("  ETA {}", Self::duration((t - step) as f64 / rate)),
+            _ => String::new(),
+        };
+        format!("loss {loss}  {rate:.1} steps/s{eta}")
+    }
+
+    /// `42s`, `3m 07s`, `2h 05m`.
+    fn duration(secs: f64) -> String {
+        let s = secs.ceil() as u64;
+        match s {
+            0..60 => format!("{s}s"),
+            60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+            _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        }
     }
 
     fn finish(&mut self, step: usize, loss: f64) {
         if let Some(bar) = self.bar.take() {
             bar.set_position(step as u64);
-            bar.set_message(Self::message(step, loss, self.start.elapsed()));
+            bar.set_message(Self::message(step, None, loss, self.start.elapsed()));
             bar.abandon();
         }
     }
@@ -498,5 +515,20 @@ pub fn throttle_event<R>(mut f: impl FnMut(&TrainEvent) -> R, seconds: f64) -> i
                 Some(f(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_message_reads_well() {
+        assert_eq!(Progress::message(50, Some(150), 0.25, Duration::from_secs(2)), "loss 0.2500  25.0 steps/s  ETA 4s");
+        assert_eq!(Progress::message(150, Some(150), 1e-5, Duration::from_secs(2)), "loss 1.000e-5  75.0 steps/s");
+        assert_eq!(Progress::message(10, None, 0.0, Duration::from_secs(10)), "loss 0.0000  1.0 steps/s");
+        assert_eq!(Progress::duration(0.2), "1s");
+        assert_eq!(Progress::duration(185.0), "3m 05s");
+        assert_eq!(Progress::duration(7500.0), "2h 05m");
     }
 }

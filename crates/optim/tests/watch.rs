@@ -373,3 +373,43 @@ mod plots {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+/// The progress bar, seen from outside: this test binary runs itself as a child whose stderr is
+/// a pipe (as in CI) and trains for a little over the bar's two-second delay.
+#[test]
+fn progress_bar_stays_off_when_stderr_is_not_a_terminal_unless_forced() {
+    if let Ok(mode) = std::env::var("FLUX_OPTIM_PROGRESS_CHILD") {
+        if mode == "forced" {
+            set_progress(true);
+        }
+        let w = param(0.0);
+        let data = constant_data(60);
+        let s = train(
+            |x: &Var, y: &Var| {
+                std::thread::sleep(std::time::Duration::from_millis(40));
+                (&w * x - y).powi(2)
+            },
+            &params![&w],
+            &data,
+            &mut Descent::new(0.01),
+        );
+        assert_eq!(s.steps, 60);
+        return;
+    }
+    let run = |mode: &str| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "progress_bar_stays_off_when_stderr_is_not_a_terminal_unless_forced", "--nocapture", "--test-threads=1"])
+            .env("FLUX_OPTIM_PROGRESS_CHILD", mode)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (quiet, forced) = (run("default"), run("forced"));
+    let (quiet, forced) = (quiet.wait_with_output().unwrap(), forced.wait_with_output().unwrap());
+    assert!(quiet.status.success() && forced.status.success());
+    let quiet = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!quiet.contains("step") && !quiet.contains('\r'), "the bar drew into a pipe: {quiet:?}");
+    let forced = String::from_utf8_lossy(&forced.stderr);
+    assert!(forced.contains("train") && forced.contains("step 60/60") && forced.contains("steps/s"), "{forced:?}");
+}
