@@ -223,3 +223,52 @@ pub(crate) fn batch_products<T: GemmElement>(nb: usize, m: usize, n: usize, k: u
     unsafe { c.set_len(out) };
     c
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::panic::catch_unwind;
+
+    // Sizes whose products wrap to 0 where overflow checks are off (release builds; run these
+    // with `cargo test --release` to see that): a plain `a.len() >= m * k` would then pass with
+    // empty operands and let the kernels read and write far out of bounds.
+    const HUGE: usize = 1 << (usize::BITS / 2);
+
+    #[test]
+    fn overflowing_sizes_panic_instead_of_passing_the_length_checks() {
+        assert!(catch_unwind(|| f64::gemm(HUGE, HUGE, HUGE, &[], false, &[], false, &mut [], false)).is_err());
+        assert!(catch_unwind(|| f32::gemm(HUGE, HUGE, 1, &[], true, &[], true, &mut [], true)).is_err());
+        assert!(catch_unwind(|| gemm_portable::<f64>(HUGE, HUGE, HUGE, &[], false, &[], false, &mut [])).is_err());
+        assert!(catch_unwind(|| batch_products::<f32>(HUGE, HUGE, HUGE, 0, &[], false, &[], false)).is_err());
+        assert!(catch_unwind(|| batch_products::<f64>(usize::MAX, 1, 1, 1, &[1.0], false, &[1.0], false)).is_err());
+    }
+
+    #[test]
+    fn short_operands_panic() {
+        let (a, b) = ([1.0f64; 6], [1.0f64; 6]);
+        assert!(catch_unwind(|| f64::gemm(2, 2, 3, &a, false, &b, false, &mut [0.0; 3], false)).is_err());
+        assert!(catch_unwind(|| f64::gemm(2, 2, 4, &a, false, &b, false, &mut [0.0; 4], false)).is_err());
+        assert!(catch_unwind(|| gemm_portable(2, 2, 3, &a, true, &b, false, &mut [0.0; 3])).is_err());
+        assert!(catch_unwind(|| batch_products(2, 2, 1, 3, &a, false, &b[..5], false)).is_err());
+        // and the exact sizes work
+        let mut c = [0.0; 4];
+        f64::gemm(2, 2, 3, &a, false, &b, false, &mut c, false);
+        assert_eq!(c, [3.0; 4]);
+        assert_eq!(batch_products(2, 1, 1, 3, &a, false, &b, false), vec![3.0, 3.0]);
+    }
+
+    #[test]
+    fn portable_matches_gemm_including_empty_inner_dimension() {
+        let a: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
+        let b: Vec<f32> = (0..12).map(|i| 1.0 - i as f32 * 0.25).collect();
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (mut want, mut got) = ([0.0f32; 9], [7.0f32; 9]);
+            f32::gemm(3, 3, 4, &a, ta, &b, tb, &mut want, false);
+            gemm_portable(3, 3, 4, &a, ta, &b, tb, &mut got);
+            assert_eq!(want, got);
+        }
+        let mut c = [7.0f64; 6];
+        gemm_portable(2, 3, 0, &[], false, &[], false, &mut c);
+        assert_eq!(c, [0.0; 6]);
+    }
+}
