@@ -235,10 +235,10 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, hist
         let x = x0..x1;
         if lo > 0.0 && hi / lo >= 100.0 {
             let y = (lo / 1.25..hi * 1.25).log_scale();
-            draw_panel(area, history.x_label(), panel, &series, x, y, |v: &f64| format_log_tick(*v))
+            draw_panel(area, history.x_label(), panel, &series, true, x, y, |v: &f64| format_log_tick(*v))
         } else {
             let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.1 * hi.abs().max(1.0) };
-            draw_panel(area, history.x_label(), panel, &series, x, lo - pad..hi + pad, |v: &f64| format_tick(*v))
+            draw_panel(area, history.x_label(), panel, &series, false, x, lo - pad..hi + pad, |v: &f64| format_tick(*v))
         }
         .map_err(|e| e.to_string())?;
     }
@@ -250,6 +250,7 @@ fn draw_panel<DB, Y>(
     x_label: &str,
     panel: &Panel,
     series: &[(&str, Vec<(f64, f64)>, RGBColor)],
+    log: bool,
     x: std::ops::Range<f64>,
     y: Y,
     y_fmt: impl Fn(&f64) -> String,
@@ -278,8 +279,17 @@ where
         .draw()?;
     for (name, points, color) in series {
         let color = *color;
+        // A long, noisy series: the raw values faint and one pixel wide, a centred moving
+        // average over it in full colour. (Wide lines through sharp zigzags would draw spikes
+        // where the polygon's inner corners meet.)
+        let line = if points.len() > SMOOTH_ABOVE {
+            chart.draw_series(LineSeries::new(points.iter().copied(), color.mix(0.3).stroke_width(1)))?;
+            smooth(points, log)
+        } else {
+            points.clone()
+        };
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))?
+            .draw_series(LineSeries::new(line, color.stroke_width(2)))?
             .label(*name)
             .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 24, ly)], color.stroke_width(3)));
         if points.len() <= 100 {
@@ -295,6 +305,28 @@ where
         .border_style(RGBColor(160, 160, 160))
         .draw()?;
     Ok(())
+}
+
+/// Series longer than this are drawn faint with a moving average over them.
+const SMOOTH_ABOVE: usize = 200;
+
+/// A centred moving average over about 2% of the points (at least 5), in log space on a log
+/// axis (a geometric mean, so a spike does not dominate); shorter windows at the ends.
+fn smooth(points: &[(f64, f64)], log: bool) -> Vec<(f64, f64)> {
+    let half = (points.len() / 100).max(2);
+    let f = |v: f64| if log { v.ln() } else { v };
+    let mut prefix = Vec::with_capacity(points.len() + 1);
+    prefix.push(0.0);
+    for &(_, v) in points {
+        prefix.push(prefix.last().copied().unwrap_or(0.0) + f(v));
+    }
+    (0..points.len())
+        .map(|i| {
+            let (a, b) = (i.saturating_sub(half), (i + half + 1).min(points.len()));
+            let mean = (prefix[b] - prefix[a]) / (b - a) as f64;
+            (points[i].0, if log { mean.exp() } else { mean })
+        })
+        .collect()
 }
 
 /// A tick label: an integer when it is one, else up to four significant digits.
@@ -331,6 +363,19 @@ mod tests {
         assert_eq!(format_tick(-1.5), "-1.5");
         assert_eq!(format_tick(2e-5), "2.0e-5");
         assert_eq!(format_log_tick(1e-4), "1e-4");
+    }
+
+    #[test]
+    fn smoothing_averages_a_centred_window() {
+        let pts: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, if i % 2 == 0 { 1.0 } else { 3.0 })).collect();
+        let s = smooth(&pts, false);
+        assert_eq!(s.len(), 10);
+        assert_eq!(s[0], (0.0, (1.0 + 3.0 + 1.0) / 3.0));
+        assert_eq!(s[4], (4.0, (1.0 + 3.0 + 1.0 + 3.0 + 1.0) / 5.0));
+        // geometric on a log axis: 1 and 100 average to 10
+        let pts = [(0.0, 1.0), (1.0, 100.0), (2.0, 1.0), (3.0, 100.0), (4.0, 1.0), (5.0, 100.0)];
+        let s = smooth(&pts, true);
+        assert!((s[2].1 - 10f64.powf(0.8)).abs() < 1e-9, "{:?}", s[2]);
     }
 
     #[test]

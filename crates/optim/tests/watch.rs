@@ -283,14 +283,15 @@ mod plots {
         plot_history(&h, &path).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        // each series: its line plus its legend sample, in its own colour
-        for (i, c) in PALETTE.iter().take(3).enumerate() {
-            assert_eq!(stroke_count(&svg, *c), 2, "series {i}");
-        }
+        // each series: its line plus its legend sample, in its own colour; the long one (300
+        // steps) also its raw values, faint, under a moving average
+        assert_eq!(stroke_count(&svg, PALETTE[0]), 3, "train loss");
+        assert_eq!(stroke_count(&svg, PALETTE[1]), 2, "test loss");
+        assert_eq!(stroke_count(&svg, PALETTE[2]), 2, "accuracy");
         assert_eq!(stroke_count(&svg, PALETTE[3]), 0);
         // nothing else is drawn in colour (the axes and the mesh are grey or black)
         let coloured = svg.split("<polyline").skip(1).filter(|p| !p.split('>').next().unwrap_or("").contains("stroke=\"#000000\"")).count();
-        assert_eq!(coloured, 6);
+        assert_eq!(coloured, 7);
         let texts = texts(&svg);
         for label in ["train loss", "test loss", "accuracy", "step", "loss"] {
             assert!(texts.iter().any(|t| t == label), "{label} missing from {texts:?}");
