@@ -102,9 +102,13 @@ fn topo(root: &Var, targets: &IdSet, Scratch { pos, order, stack, .. }: &mut Scr
 /// Walks `order` backwards from `root` (its last entry), returning the gradient of each target
 /// that was reached. Gradients live in `grads` (empty on entry), indexed by position in the
 /// order.
-fn propagate<V: Value>(root: &Var, order: &[Var], pos: &Positions, targets: &IdSet, grads: &mut Vec<Option<V>>) -> IdMap<V> {
+fn propagate<V: Value>(root: &Var, seed: Option<&Var>, order: &[Var], pos: &Positions, targets: &IdSet, grads: &mut Vec<Option<V>>) -> IdMap<V> {
     grads.resize_with(order.len(), || None);
-    *grads.last_mut().expect("the root is in the order") = Some(V::constant(root.data().ones_like()));
+    let start = match seed {
+        Some(s) => V::of(s),
+        None => V::constant(root.data().ones_like()),
+    };
+    *grads.last_mut().expect("the root is in the order") = Some(start);
     let mut out = IdMap::with_capacity_and_hasher(targets.len(), Default::default());
     let mut inputs: Vec<Option<u32>> = Vec::with_capacity(4);
     let mut needs: Vec<bool> = Vec::with_capacity(4);
@@ -136,8 +140,10 @@ fn propagate<V: Value>(root: &Var, order: &[Var], pos: &Positions, targets: &IdS
 }
 
 /// Gradients of the one-element `root` with respect to each target reached (targets not
-/// reached are absent). With `create_graph` the gradients are recorded Vars.
-pub(crate) fn backward(root: &Var, targets: &[Var], create_graph: bool) -> IdMap<Var> {
+/// reached are absent). With `create_graph` the gradients are recorded Vars. A `seed` (of the
+/// root's shape) starts the pass instead of ones: the result is then the vector-Jacobian
+/// product `seedᵀ·J` (with `create_graph`, differentiable in the seed too).
+pub(crate) fn backward(root: &Var, targets: &[Var], create_graph: bool, seed: Option<&Var>) -> IdMap<Var> {
     let ids: IdSet = targets.iter().map(|t| t.id()).collect();
     let mut scratch = Scratch::take();
     topo(root, &ids, &mut scratch);
@@ -145,11 +151,11 @@ pub(crate) fn backward(root: &Var, targets: &[Var], create_graph: bool) -> IdMap
         IdMap::default()
     } else if create_graph {
         let _on = tape::Resume::new();
-        propagate::<Var>(root, &scratch.order, &scratch.pos, &ids, &mut Vec::new())
+        propagate::<Var>(root, seed, &scratch.order, &scratch.pos, &ids, &mut Vec::new())
     } else {
         let _off = tape::Pause::new();
         let Scratch { order, pos, grads, .. } = &mut *scratch;
-        propagate::<Tensor>(root, order, pos, &ids, grads).into_iter().map(|(k, t)| (k, Var::constant(t))).collect()
+        propagate::<Tensor>(root, seed, order, pos, &ids, grads).into_iter().map(|(k, t)| (k, Var::constant(t))).collect()
     };
     scratch.give_back();
     out
