@@ -414,3 +414,36 @@ fn progress_bar_stays_off_when_stderr_is_not_a_terminal_unless_forced() {
     let forced = String::from_utf8_lossy(&forced.stderr);
     assert!(forced.contains("train") && forced.contains("step 60/60") && forced.contains("steps/s"), "{forced:?}");
 }
+
+/// The pattern of docs/guide.md: a recorder per epoch, a checkpoint kept over epochs, early
+/// stopping on a metric observed between epochs.
+#[test]
+fn the_guide_pattern_runs() {
+    use flux_layers::{identity, params as model_params, Dense, Layer};
+    use flux_tensor::Tensor;
+    let model = Dense::new(2, 1, identity);
+    let ps = model_params(&model);
+    let data = vec![(Tensor::ones(&[2, 3]), Tensor::zeros(&[1, 3])); 4];
+    let loss = |x: &Var, y: &Var| (model.forward(x) - y).powi(2).mean();
+    let dir = scratch("guide");
+    let mut h = History::new();
+    let mut es = EarlyStopping::new(3).maximize();
+    let mut ckpt = checkpoint_every(&model, dir.join("ckpt-{step}.json"), 6);
+    let mut opt = Adam::new(0.01);
+    let mut epochs = 0;
+    for epoch in 1..=100 {
+        epochs = epoch;
+        let mut record = h.recorder();
+        train_with(loss, &ps, &data, &mut opt, |e: &TrainEvent| (record(e), ckpt(e)));
+        // a metric that peaks at epoch 4
+        let metric = -((epoch as f64) - 4.0).abs();
+        if es.observe(metric).is_break() {
+            break;
+        }
+    }
+    assert_eq!(epochs, 7, "best at 4, then 3 epochs without improvement");
+    assert_eq!(h.last_step("loss"), Some(28));
+    assert_eq!(h.series("lr").len(), 28);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 4, "checkpoints at steps 6, 12, 18, 24");
+    std::fs::remove_dir_all(dir).unwrap();
+}
