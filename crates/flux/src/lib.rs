@@ -35,13 +35,18 @@
 //! | [`autograd`] | flux-autograd | [`Var`](autograd::Var), [`gradient`](autograd::gradient), [`gradient_params`](autograd::gradient_params), `Params`/`Grads`, `update`, custom ops, `gradcheck` |
 //! | [`layers`] | flux-layers | the [`Layer`](layers::Layer) trait, `Dense`, `Chain`/`chain!`, activations, losses, normalisation, `save_state`/`load_state` |
 //! | [`recurrent`] | flux-recurrent | `RNNCell`/`LSTMCell`/`GRUCell`, `Recur`, `RNN`/`LSTM`/`GRU`, `reset`, `truncate` |
-//! | [`optim`] | flux-optim | `Adam` and the other rules, `OptimiserChain`, `train`, `DataLoader` |
+//! | [`optim`] | flux-optim | `Adam` and the other rules, `OptimiserChain`, `train`, `DataLoader`, `History`, `plot_history`, training callbacks (`EarlyStopping`, `checkpoint_every`) |
+//! | `distributed` (feature `distributed`) | flux-distributed | data-parallel training over MPI: `init`, `Comm`, `broadcast_params`, `allreduce_grads`, `DistributedOptimiser` |
 //!
 //! Each crate is usable on its own; this one re-exports them and adds the [`prelude`] and
 //! [`seed`]. The repository's `docs/guide.md` walks through the library in the order of the
 //! seed notebook, and `cargo run --release --example tutorial` runs that notebook cell by cell.
 
 pub use flux_autograd as autograd;
+/// Data-parallel training over MPI (feature `distributed`, which turns on flux-distributed's
+/// `mpi` backend): see `docs/distributed.md`.
+#[cfg(feature = "distributed")]
+pub use flux_distributed as distributed;
 pub use flux_layers as layers;
 pub use flux_optim as optim;
 pub use flux_recurrent as recurrent;
