@@ -33,7 +33,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// The step count every rank runs: rank 0 decides (at least 20 steps and `MIN_TIME`).
 fn agreed_steps(comm: &Comm, step_secs: f64) -> usize {
-    let mut n = [((MIN_TIME.as_secs_f64() / step_secs).ceil() as f64).max(20.0)];
+    let mut n = [(MIN_TIME.as_secs_f64() / step_secs).ceil().max(20.0)];
     comm.broadcast(&mut n, 0).expect("broadcast");
     n[0] as usize
 }
