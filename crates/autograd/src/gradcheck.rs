@@ -69,7 +69,7 @@ pub struct GradcheckReport {
 /// ```
 /// assert_ne!(flux_autograd::GradcheckKind::Reverse, flux_autograd::GradcheckKind::Forward);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GradcheckKind {
     /// Reverse mode (order 1: gradients, order 2: gradients of gradients) against finite
     /// differences.
@@ -78,6 +78,14 @@ pub enum GradcheckKind {
     Forward,
     /// Reverse over forward (`analytic`) against forward over reverse (`numeric`).
     Mixed,
+    /// A derivative of the wrong shape (a gradient not shaped like its input, a tangent not
+    /// shaped like the output), whatever its elements.
+    Shape {
+        /// The derivative's shape.
+        got: Vec<usize>,
+        /// The shape it should have.
+        expected: Vec<usize>,
+    },
 }
 
 /// A failed check, naming the input and element and both values.
@@ -106,7 +114,10 @@ pub struct GradcheckError {
 impl fmt::Display for GradcheckError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let diff = (self.analytic - self.numeric).abs();
-        match self.kind {
+        match &self.kind {
+            GradcheckKind::Shape { got, expected } => {
+                write!(f, "gradcheck (order {}): input {}: the derivative has shape {got:?}, expected {expected:?}", self.order, self.input)
+            }
             GradcheckKind::Reverse => write!(
                 f,
                 "gradcheck (order {}): input {}, element {}: reverse mode gives {:.10e}, finite differences {:.10e} (difference {diff:.3e})",
@@ -137,7 +148,11 @@ fn direction(shape: &[usize], seed: u64) -> Tensor {
 /// Compares the reverse-mode gradient of scalar `l` at `xs` with central differences.
 fn compare(order: u8, l: &dyn Fn(&[Var]) -> Var, xs: &[Tensor], cfg: &GradcheckConfig) -> Result<GradcheckReport, GradcheckError> {
     let vars: Vec<Var> = xs.iter().map(|x| Var::constant(x.clone())).collect();
-    let analytic: Vec<Vec<f64>> = gradients(l, &vars).iter().map(|g| g.to_vec()).collect();
+    let grads = gradients(l, &vars);
+    for (i, (g, x)) in grads.iter().zip(xs).enumerate() {
+        shape_check(order, i, &g.shape(), x.shape())?;
+    }
+    let analytic: Vec<Vec<f64>> = grads.iter().map(|g| g.to_vec()).collect();
     let eval = |xs: &[Tensor]| -> f64 {
         let vs: Vec<Var> = xs.iter().map(|x| Var::constant(x.clone())).collect();
         l(&vs).item()
@@ -256,6 +271,21 @@ fn compare_slices(
     Ok(())
 }
 
+/// An error unless a derivative has the shape it should.
+fn shape_check(order: u8, input: usize, got: &[usize], expected: &[usize]) -> Result<(), GradcheckError> {
+    if got == expected {
+        return Ok(());
+    }
+    Err(GradcheckError {
+        kind: GradcheckKind::Shape { got: got.to_vec(), expected: expected.to_vec() },
+        order,
+        input,
+        element: 0,
+        analytic: f64::NAN,
+        numeric: f64::NAN,
+    })
+}
+
 /// Random directions, one per input, in the inputs' shapes (fixed by `seed`).
 fn directions(xs: &[Tensor], seed: u64) -> Vec<Tensor> {
     xs.iter().enumerate().map(|(i, x)| direction(x.shape(), seed + 101 + i as u64)).collect()
@@ -287,7 +317,8 @@ pub fn gradcheck_forward_with(f: impl Fn(&[Var]) -> Var, inputs: &[Tensor], cfg:
     let vs = directions(&xs, cfg.seed);
     let vars: Vec<Var> = xs.iter().map(|x| Var::constant(x.clone())).collect();
     let dirs: Vec<Var> = vs.iter().map(|v| Var::constant(v.clone())).collect();
-    let (_, t) = jvps(&f, &vars, &dirs);
+    let (y, t) = jvps(&f, &vars, &dirs);
+    shape_check(1, 0, &t.shape(), &y.shape())?;
     let at = |h: f64| -> Vec<f64> {
         let moved: Vec<Var> = xs.iter().zip(&vs).map(|(x, v)| Var::constant(x + &(v * h))).collect();
         f(&moved).to_vec()
@@ -334,7 +365,8 @@ pub fn gradcheck_mixed_with(f: impl Fn(&[Var]) -> Var, inputs: &[Tensor], cfg: &
     let fwd = fwd.to_vec();
     let mut report = GradcheckReport { elements: 0, worst_excess: f64::NEG_INFINITY, worst: None };
     let mut start = 0;
-    for (i, g) in rof.iter().enumerate() {
+    for (i, (g, x)) in rof.iter().zip(&xs).enumerate() {
+        shape_check(2, i, &g.shape(), x.shape())?;
         let n = g.numel();
         compare_slices(GradcheckKind::Mixed, 2, i, &g.to_vec(), &fwd[start..start + n], cfg, &mut report)?;
         start += n;
