@@ -283,8 +283,10 @@ where
         // average over it in full colour. (Wide lines through sharp zigzags would draw spikes
         // where the polygon's inner corners meet.)
         let line = if points.len() > SMOOTH_ABOVE {
-            chart.draw_series(LineSeries::new(points.iter().copied(), color.mix(0.3).stroke_width(1)))?;
-            smooth(points, log)
+            chart.draw_series(LineSeries::new(thin(points, MAX_DRAWN), color.mix(0.3).stroke_width(1)))?;
+            let smoothed = smooth(points, log);
+            let k = smoothed.len().div_ceil(MAX_DRAWN / 2);
+            smoothed.iter().step_by(k.max(1)).chain(smoothed.last().filter(|_| (smoothed.len() - 1) % k != 0)).copied().collect()
         } else {
             points.clone()
         };
@@ -310,8 +312,36 @@ where
 /// Series longer than this are drawn faint with a moving average over them.
 const SMOOTH_ABOVE: usize = 200;
 
+/// At most about this many points of one series are drawn (a long run's SVG stays small).
+const MAX_DRAWN: usize = 4000;
+
+/// `points` in at most about `max` points: when there are more, consecutive runs are replaced
+/// by their first, lowest, highest and last points (in step order), which keeps the envelope
+/// of a noisy curve as a pixel-wide line would show it.
+fn thin(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+    if points.len() <= max {
+        return points.to_vec();
+    }
+    let run = points.len().div_ceil(max / 4);
+    let mut out = Vec::with_capacity(max + 4);
+    for chunk in points.chunks(run) {
+        let lo = chunk.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or(chunk[0]);
+        let hi = chunk.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or(chunk[0]);
+        let mut four = [chunk[0], lo, hi, chunk[chunk.len() - 1]];
+        four.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for p in four {
+            if out.last() != Some(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 /// A centred moving average over about 2% of the points (at least 5), in log space on a log
-/// axis (a geometric mean, so a spike does not dominate); shorter windows at the ends.
+/// axis (a geometric mean, so a spike does not dominate). Near the ends the window shrinks
+/// symmetrically, down to a quarter of its half-width (then cut at the end), so the curve
+/// follows the steep start of a training run without ending on one noisy point.
 fn smooth(points: &[(f64, f64)], log: bool) -> Vec<(f64, f64)> {
     let half = (points.len() / 100).max(2);
     let f = |v: f64| if log { v.ln() } else { v };
@@ -322,7 +352,8 @@ fn smooth(points: &[(f64, f64)], log: bool) -> Vec<(f64, f64)> {
     }
     (0..points.len())
         .map(|i| {
-            let (a, b) = (i.saturating_sub(half), (i + half + 1).min(points.len()));
+            let h = half.min(i).min(points.len() - 1 - i).max(half / 4);
+            let (a, b) = (i.saturating_sub(h), (i + h + 1).min(points.len()));
             let mean = (prefix[b] - prefix[a]) / (b - a) as f64;
             (points[i].0, if log { mean.exp() } else { mean })
         })
@@ -366,11 +397,24 @@ mod tests {
     }
 
     #[test]
+    fn thinning_keeps_the_envelope_and_the_ends() {
+        let pts: Vec<(f64, f64)> = (0..100_000).map(|i| (i as f64, ((i * 7919) % 1000) as f64)).collect();
+        let t = thin(&pts, 4000);
+        assert!(t.len() <= 4004 && t.len() > 3000, "{}", t.len());
+        assert_eq!((t[0], t[t.len() - 1]), (pts[0], pts[99_999]));
+        assert!(t.windows(2).all(|w| w[0].0 < w[1].0), "steps stay in order");
+        let (lo, hi) = t.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
+        assert_eq!((lo, hi), (0.0, 999.0));
+        assert_eq!(thin(&pts[..10], 4000), pts[..10].to_vec());
+    }
+
+    #[test]
     fn smoothing_averages_a_centred_window() {
         let pts: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, if i % 2 == 0 { 1.0 } else { 3.0 })).collect();
         let s = smooth(&pts, false);
         assert_eq!(s.len(), 10);
-        assert_eq!(s[0], (0.0, (1.0 + 3.0 + 1.0) / 3.0));
+        assert_eq!((s[0], s[9]), (pts[0], pts[9]));
+        assert_eq!(s[1], (1.0, (1.0 + 3.0 + 1.0) / 3.0));
         assert_eq!(s[4], (4.0, (1.0 + 3.0 + 1.0 + 3.0 + 1.0) / 5.0));
         // geometric on a log axis: 1 and 100 average to 10
         let pts = [(0.0, 1.0), (1.0, 100.0), (2.0, 1.0), (3.0, 100.0), (4.0, 1.0), (5.0, 100.0)];

@@ -363,6 +363,16 @@ mod plots {
     }
 
     #[test]
+    fn a_long_run_gives_a_small_svg() {
+        let dir = scratch("long");
+        let losses: Vec<f64> = (0..200_000).map(|i| 3.0 / (1.0 + i as f64 / 1000.0) * (1.0 + 0.3 * ((i * 7919 % 1000) as f64 / 1000.0))).collect();
+        plot_losses(&losses, dir.join("long.svg")).unwrap();
+        let size = std::fs::metadata(dir.join("long.svg")).unwrap().len();
+        assert!(size < 400_000, "{size} bytes for 200k steps");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn a_single_point_and_non_finite_values_still_plot() {
         let dir = scratch("one");
         let mut h = History::new();
