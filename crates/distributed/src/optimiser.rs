@@ -199,3 +199,51 @@ impl<O: Optimiser> Optimiser for DistributedOptimiser<O> {
         self.inner.load_param_state_json(id, v)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flux_autograd::param;
+    use flux_optim::{Adam, Descent};
+    use flux_tensor::Tensor;
+
+    #[test]
+    fn step_of_one_parameter_averages_that_gradient() {
+        let out: Vec<(Vec<f64>, usize)> = std::thread::scope(|s| {
+            let hs: Vec<_> = Comm::local_group(2)
+                .into_iter()
+                .map(|c| {
+                    s.spawn(move || {
+                        let w = param(Tensor::from_vec(vec![1.0f32, 2.0], &[2]));
+                        let mut opt = DistributedOptimiser::new(&c, Descent::new(0.5));
+                        let g = Tensor::from_vec(vec![2.0f32 * (c.rank() + 1) as f32, 0.0], &[2]);
+                        opt.step(&w, &g).unwrap(); // mean gradient [3, 0]
+                        (w.data().to_vec(), opt.allreduce_stats().1)
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (w, calls) in out {
+            assert_eq!(w, vec![-0.5, 2.0]);
+            assert_eq!(calls, 1);
+        }
+    }
+
+    #[test]
+    fn name_state_and_learning_rate_are_the_wrapped_rules() {
+        let mut o = DistributedOptimiser::new(&Comm::single(), Adam::new(0.01));
+        let plain = Adam::new(0.01);
+        assert_eq!(o.name(), plain.name());
+        assert_eq!(o.config_json(), plain.config_json());
+        o.set_lr(0.1);
+        assert_eq!((o.lr(), o.inner().lr()), (Some(0.1), Some(0.1)));
+        let w = param(1.0);
+        let gs = flux_autograd::gradient_params(|| w.powi(2), &flux_autograd::params![&w]);
+        o.update(&flux_autograd::params![&w], &gs);
+        assert!(o.param_state_json(w.id()).is_some());
+        o.clear_state();
+        assert!(o.param_state_json(w.id()).is_none());
+        assert!(format!("{o:?}").contains("rank 0 of 1"));
+    }
+}
