@@ -286,7 +286,7 @@ where
             chart.draw_series(LineSeries::new(thin(points, MAX_DRAWN), color.mix(0.3).stroke_width(1)))?;
             let smoothed = smooth(points, log);
             let k = smoothed.len().div_ceil(MAX_DRAWN / 2);
-            smoothed.iter().step_by(k.max(1)).chain(smoothed.last().filter(|_| (smoothed.len() - 1) % k != 0)).copied().collect()
+            smoothed.iter().step_by(k.max(1)).chain(smoothed.last().filter(|_| !(smoothed.len() - 1).is_multiple_of(k))).copied().collect()
         } else {
             points.clone()
         };
