@@ -183,7 +183,7 @@ pub fn every<R>(n: usize, mut f: impl FnMut(&TrainEvent) -> R) -> impl FnMut(&Tr
 /// use flux_tensor::Tensor;
 /// let model = Dense::new(2, 1, identity);
 /// let data = vec![(Tensor::ones(&[2, 4]), Tensor::zeros(&[1, 4])); 10];
-/// let dir = std::env::temp_dir().join("flux_optim_checkpoint_doc");
+/// let dir = std::env::temp_dir().join(format!("flux_optim_checkpoint_doc_{}", std::process::id()));
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let mut ckpt = checkpoint_every(&model, dir.join("model-{step}.json"), 5);
 /// for _epoch in 0..2 {

@@ -206,7 +206,7 @@ impl History {
     /// use flux_optim::History;
     /// let mut h = History::new();
     /// h.push("loss", 1, 0.25);
-    /// let path = std::env::temp_dir().join("flux_optim_history_doc.csv");
+    /// let path = std::env::temp_dir().join(format!("flux_optim_history_doc_{}.csv", std::process::id()));
     /// h.save_csv(&path).unwrap();
     /// assert_eq!(History::load_csv(&path).unwrap(), h);
     /// # std::fs::remove_file(path).unwrap();

@@ -102,7 +102,7 @@ fn format_of(path: &Path) -> Result<Format, PlotError> {
 /// for epoch in 1..=5 {
 ///     h.push("held-out accuracy", 20 * epoch, 1.0 - 0.5 / epoch as f64);
 /// }
-/// let path = std::env::temp_dir().join("flux_optim_plot_doc.svg");
+/// let path = std::env::temp_dir().join(format!("flux_optim_plot_doc_{}.svg", std::process::id()));
 /// plot_history(&h, &path).unwrap();
 /// assert!(std::fs::read_to_string(&path).unwrap().starts_with("<svg"));
 /// assert!(matches!(plot_history(&h, "curves.pdf"), Err(PlotError::Format { .. })));
@@ -148,7 +148,7 @@ pub fn plot_history(history: &History, path: impl AsRef<Path>) -> Result<(), Plo
 /// ```
 /// use flux_optim::plot_losses;
 /// let losses: Vec<f64> = (0..500).map(|i| 2.0 / (1.0 + i as f64)).collect();
-/// let path = std::env::temp_dir().join("flux_optim_plot_losses_doc.png");
+/// let path = std::env::temp_dir().join(format!("flux_optim_plot_losses_doc_{}.png", std::process::id()));
 /// plot_losses(&losses, &path).unwrap();
 /// assert!(std::fs::read(&path).unwrap().starts_with(b"\x89PNG"));
 /// # std::fs::remove_file(path).unwrap();
