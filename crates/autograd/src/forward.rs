@@ -215,8 +215,8 @@ fn jvp_impl(f: impl FnOnce(&[Var]) -> Var, xs: &[Var], vs: &[Var], op: &'static 
 ///
 /// It nests with everything: a `gradient` of a function that calls `jvp` differentiates the
 /// tangent (reverse over forward), a `jvp` of a function that calls `gradient` gives a
-/// Hessian-vector product (forward over reverse, see [`crate::hvp`]), and `jvp` inside `jvp`
-/// gives higher directional derivatives. `v` must have `x`'s shape (it is converted to `x`'s
+/// Hessian-vector product (forward over reverse; [`crate::hvp`] takes the route measured
+/// faster here), and `jvp` inside `jvp` gives higher directional derivatives. `v` must have `x`'s shape (it is converted to `x`'s
 /// dtype); panics otherwise.
 ///
 /// ```

@@ -105,8 +105,8 @@ fn reverse_over_forward() {
     let x = v(&[0.5, 3.0]);
     let g = gradient(|d: &Var| jvp(|x: &Var| x.powi(3), &x, d).1.sum(), &dv);
     close(&g, &[0.75, 27.0], 1e-15);
-    // third order: d/dx of the second derivative by jvp-of-gradient, = d/dx (6x) = 6
-    let g = gradient(|x: &Var| hvp(|x: &Var| x.powi(3).sum(), x, &Var::scalar(1.0)), &Var::scalar(2.0));
+    // third order: d/dx of the second derivative by forward over reverse, = d/dx (6x) = 6
+    let g = gradient(|x: &Var| jvp(|x: &Var| gradient(|x: &Var| x.powi(3).sum(), x), x, &Var::scalar(1.0)).1, &Var::scalar(2.0));
     assert_eq!(g.item(), 6.0);
 }
 
@@ -130,17 +130,21 @@ fn hvp_matches_hand_derivation() {
     let inner = &(&w2.data().reshape(&[4]) * &(&th * &(1.0 - &(&th * &th)))) * -2.0;
     let expect = w1.data().transpose().matmul(&(&inner * &w1.data().matmul(&dv.data())));
     close(&hvp(loss, &x, &dv), &expect.to_vec(), 1e-13);
-    // and equals the reverse-over-reverse product
-    let ror = gradient(|x: &Var| (gradient(loss, x) * &dv).sum(), &x);
-    close(&hvp(loss, &x, &dv), &ror.to_vec(), 1e-13);
+    // forward over reverse gives the same product
+    let fwd_over_rev = jvp(|x: &Var| gradient(loss, x), &x, &dv).1;
+    close(&fwd_over_rev, &expect.to_vec(), 1e-13);
 }
 
 #[test]
-fn hvp_nested_in_gradient() {
+fn hvp_nested_in_gradient_and_jvp() {
     // f = Σ x⁴: H v = 12 x² v; d/dx Σ(12 x² v) = 24 x v
     let d = v(&[1.0, -1.0]);
-    let g = gradient(|x: &Var| hvp(|x: &Var| x.powi(4).sum(), x, &d).sum(), &v(&[0.5, 2.0]));
+    let f = |x: &Var| x.powi(4).sum();
+    let g = gradient(|x: &Var| hvp(f, x, &d).sum(), &v(&[0.5, 2.0]));
     close(&g, &[12.0, -48.0], 1e-14);
+    // and in forward mode: the derivative of H v along u is 24 x .* v .* u
+    let (_, t) = jvp(|x: &Var| hvp(f, x, &d), &v(&[0.5, 2.0]), &v(&[2.0, 1.0]));
+    close(&t, &[24.0, -48.0], 1e-14);
 }
 
 /// f(x) = [x₁x₂, sin x₁, x₂²] (3 outputs, 2 inputs: forward mode).
@@ -302,6 +306,8 @@ fn checkpoint_gradients_equal_plain_ones() {
     assert!(t1.data().allclose(&t2.data(), 1e-12, 1e-14));
     let hv = hvp(|x: &Var| saved(x).powi(2).sum(), &x, &d);
     assert!(hv.data().allclose(&h1.data(), 1e-11, 1e-13));
+    let fwd_over_rev = jvp(|x: &Var| gradient(|x: &Var| saved(x).powi(2).sum(), x), &x, &d).1;
+    assert!(fwd_over_rev.data().allclose(&h1.data(), 1e-11, 1e-13));
 }
 
 #[test]
