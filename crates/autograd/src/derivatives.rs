@@ -82,8 +82,8 @@ pub fn pullback(f: impl FnOnce(&Var) -> Var, x: &Var) -> (Var, impl Fn(&Var) -> 
             panic!("pullback: the seed has shape {:?} but the function's value has shape {:?}", u.shape(), kept.shape());
         }
         let u = if u.dtype() == kept.dtype() { u.clone() } else { u.to_dtype(kept.dtype()) };
-        let mut g = backward(&kept, std::slice::from_ref(&leaf), records(), Some(&u));
-        g.remove(&leaf.id()).unwrap_or_else(|| Var::constant(leaf.data().zeros_like()))
+        let g = backward(&kept, std::slice::from_ref(&leaf), records(), Some(&u)).pop().flatten();
+        g.unwrap_or_else(|| Var::constant(leaf.data().zeros_like()))
     };
     (plain_unless_recording(y, create_graph), back)
 }

@@ -51,8 +51,8 @@ pub(crate) fn gradients_impl(f: impl FnOnce(&[Var]) -> Var, xs: &[Var], create_g
         f(&leaves)
     };
     check_scalar(op, &y);
-    let mut grads = backward(&y, &leaves, create_graph, None);
-    let gs = leaves.iter().map(|l| grads.remove(&l.id()).unwrap_or_else(|| Var::constant(l.data().zeros_like()))).collect();
+    let grads = backward(&y, &leaves, create_graph, None);
+    let gs = leaves.iter().zip(grads).map(|(l, g)| g.unwrap_or_else(|| Var::constant(l.data().zeros_like()))).collect();
     (y, gs)
 }
 
@@ -128,8 +128,8 @@ pub(crate) fn gradient_params_impl(mut f: impl FnMut() -> Var, ps: &Params, op: 
         f()
     };
     check_scalar(op, &y);
-    let mut grads = backward(&y, &ps.list, create_graph, None);
-    let map = ps.list.iter().map(|p| (p.id(), grads.remove(&p.id()).unwrap_or_else(|| Var::constant(p.data().zeros_like())))).collect();
+    let grads = backward(&y, &ps.list, create_graph, None);
+    let map = ps.list.iter().zip(grads).map(|(p, g)| (p.id(), g.unwrap_or_else(|| Var::constant(p.data().zeros_like())))).collect();
     (y, Grads { params: ps.list.clone(), map })
 }
 

@@ -55,8 +55,8 @@ pub(crate) fn backward_rule<V: Value>(f: &Recompute, xs: &[Var], g: &V, needs: &
         f(&xs[0])
     };
     let targets: Vec<Var> = xs.iter().zip(needs).filter(|(_, &n)| n).map(|(x, _)| x.clone()).collect();
-    let mut grads = backward(&y, &targets, create_graph, Some(&g.to_var()));
-    xs.iter().zip(needs).map(|(x, &n)| if n { grads.remove(&x.id()).map(V::from_var) } else { None }).collect()
+    let mut grads = backward(&y, &targets, create_graph, Some(&g.to_var())).into_iter();
+    needs.iter().map(|&n| if n { grads.next().flatten().map(V::from_var) } else { None }).collect()
 }
 
 /// Forward mode: `f` recomputed with this frame visible, so its operations carry the inputs'

@@ -96,8 +96,7 @@ fn transposed_vjp<O: CustomOp + ?Sized>(op: &O, inputs: &[Var], output: &Var, ta
         return None;
     }
     let s: Var = s.into_iter().sum();
-    let mut d = backward::backward(&s, std::slice::from_ref(&u), true, None);
-    d.remove(&u.id())
+    backward::backward(&s, std::slice::from_ref(&u), true, None).pop().flatten()
 }
 
 pub(crate) fn backward<V: Value>(op: &dyn CustomOp, xs: &[Var], out: &Var, g: &V, needs: &[bool]) -> Vec<Option<V>> {
