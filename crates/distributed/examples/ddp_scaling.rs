@@ -11,9 +11,13 @@
 //! ```
 //!
 //! Rank 0 prints one JSON line per workload: the median step time (forward, backward,
-//! all-reduce, update, as training runs them), and from a second, instrumented loop that puts
-//! a barrier before the all-reduce, the median time of the all-reduce alone (packing, the
-//! exchange, unpacking) and of the wait at the barrier (load imbalance between ranks).
+//! all-reduce, update, as training runs them: `ms_per_step`, with its compute and all-reduce
+//! parts `loop_compute_ms`, `loop_allreduce_ms`), and from a second, instrumented loop that puts
+//! a barrier before the all-reduce, the median time of the all-reduce alone (`allreduce_ms`:
+//! packing, the exchange, unpacking; `allreduce_share_pct` of the step) and of the wait at the
+//! barrier (load imbalance between ranks). `DDP_ONLY=W2` or `DDP_ONLY=W3` runs one workload.
+//! `docs/distributed.md` has the figures and how they were taken (glibc's allocator settings
+//! and CPU isolation matter on a busy two-core machine).
 
 use std::time::{Duration, Instant};
 
@@ -41,21 +45,32 @@ fn agreed_steps(comm: &Comm, step_secs: f64) -> usize {
 fn measure(comm: &Comm, name: &str, extra: &str, ps: &Params, loss: &dyn Fn() -> Var) {
     broadcast_params(comm, ps).expect("broadcast_params");
     let mut opt = DistributedOptimiser::new(comm, Descent::new(0.01));
-    let mut step = || {
+    let step = |opt: &mut DistributedOptimiser<Descent>| {
         let gs = gradient_params(loss, ps);
         opt.update(ps, &gs);
     };
     let t0 = Instant::now();
     for _ in 0..3 {
-        step();
+        step(&mut opt);
     }
     let n = agreed_steps(comm, t0.elapsed().as_secs_f64() / 3.0);
     let mut steps = Vec::with_capacity(n);
+    let mut loop_compute = Vec::with_capacity(n);
+    let mut loop_reduce = Vec::with_capacity(n);
+    let (reduce_before, _) = opt.allreduce_stats();
+    let t_all = Instant::now();
     for _ in 0..n {
         let t = Instant::now();
-        step();
+        let gs = gradient_params(loss, ps);
+        loop_compute.push(t.elapsed().as_secs_f64());
+        let r0 = opt.allreduce_stats().0;
+        opt.update(ps, &gs);
+        loop_reduce.push((opt.allreduce_stats().0 - r0).as_secs_f64());
         steps.push(t.elapsed().as_secs_f64());
     }
+    // The all-reduce's share of the training loop as it runs (waiting for the other rank
+    // included).
+    let in_loop = (opt.allreduce_stats().0 - reduce_before).as_secs_f64() / t_all.elapsed().as_secs_f64();
     // Instrumented: compute, barrier, all-reduce alone.
     let (mut compute, mut wait, mut reduce) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
@@ -74,9 +89,12 @@ fn measure(comm: &Comm, name: &str, extra: &str, ps: &Params, loss: &dyn Fn() ->
     if comm.is_root() {
         let (s, r) = (median(steps), median(reduce));
         println!(
-            "{{\"workload\": \"{name}\", {extra}, \"ranks\": {}, \"params\": {numel}, \"steps\": {n}, \"ms_per_step\": {:.4}, \"compute_ms\": {:.4}, \"barrier_wait_ms\": {:.4}, \"allreduce_ms\": {:.4}, \"allreduce_share_pct\": {:.1}}}",
+            "{{\"workload\": \"{name}\", {extra}, \"ranks\": {}, \"params\": {numel}, \"steps\": {n}, \"ms_per_step\": {:.4}, \"loop_allreduce_pct\": {:.1}, \"loop_compute_ms\": {:.4}, \"loop_allreduce_ms\": {:.4}, \"compute_ms\": {:.4}, \"barrier_wait_ms\": {:.4}, \"allreduce_ms\": {:.4}, \"allreduce_share_pct\": {:.1}}}",
             comm.size(),
             s * 1e3,
+            100.0 * in_loop,
+            median(loop_compute) * 1e3,
+            median(loop_reduce) * 1e3,
             median(compute) * 1e3,
             median(wait) * 1e3,
             r * 1e3,
@@ -95,7 +113,11 @@ fn main() {
     flux_tensor::set_num_threads(1);
     flux_tensor::seed(1 + comm.rank() as u64);
     let size = comm.size();
+    let only = std::env::var("DDP_ONLY").unwrap_or_default();
     for global in [64usize, 256] {
+        if only == "W3" {
+            break;
+        }
         assert!(global.is_multiple_of(size), "{size} ranks do not divide the global batch {global}");
         let b = global / size;
         let model = chain![Dense::new(784, 128, relu), Dense::new(128, 32, relu), Dense::new(32, 10, identity), softmax];
@@ -108,6 +130,9 @@ fn main() {
         let y = Var::from(Tensor::from_vec(onehot, &[10, b]));
         let loss = || crossentropy(&model.forward(&x), &y);
         measure(&comm, "W2", &format!("\"global_batch\": {global}"), &ps, &loss);
+    }
+    if only == "W2" {
+        return;
     }
     let (t, global, i, h) = (50, 32, 64, 256);
     let b = global / size;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::error::DistError;
 use crate::local;
+use crate::pack::Buf;
 
 /// A mutable buffer of one of the element types the collectives carry.
 #[derive(Debug)]
@@ -239,6 +240,25 @@ impl Comm {
         }
     }
 
+    /// The sum over ranks of every rank's `send`, into `recv` (same type and length): one
+    /// `MPI_Allreduce` without copying `send` first.
+    pub(crate) fn sum_into(&self, op: &'static str, send: &Buf, recv: &mut Buf) -> Result<(), DistError> {
+        check_len(op, send.len())?;
+        debug_assert_eq!(send.len(), recv.len());
+        match &self.backend {
+            Backend::Single => {
+                recv.clone_from(send);
+                Ok(())
+            }
+            Backend::Threads(m) => {
+                recv.clone_from(send);
+                local::all_reduce_sum(&m.group, m.rank, as_buf_mut(recv)).map_err(|e| local_error(op, e))
+            }
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(w) => w.all_reduce_from(send, recv),
+        }
+    }
+
     pub(crate) fn broadcast_buf(&self, op: &'static str, buf: BufMut<'_>, root: usize) -> Result<(), DistError> {
         if root >= self.size {
             return Err(DistError::Rank { op, rank: root, size: self.size });
@@ -250,6 +270,14 @@ impl Comm {
             #[cfg(feature = "mpi")]
             Backend::Mpi(w) => w.broadcast(buf, root),
         }
+    }
+}
+
+/// A packed buffer as a [`BufMut`].
+pub(crate) fn as_buf_mut(b: &mut Buf) -> BufMut<'_> {
+    match b {
+        Buf::F32(v) => BufMut::F32(v),
+        Buf::F64(v) => BufMut::F64(v),
     }
 }
 

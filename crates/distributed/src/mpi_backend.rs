@@ -11,6 +11,7 @@ use mpi::Threading;
 
 use crate::comm::{BufMut, Comm};
 use crate::error::DistError;
+use crate::pack::Buf;
 
 /// MPI, started once per process; finalised when the last [`Comm`] that holds it is dropped.
 pub(crate) struct World {
@@ -109,6 +110,21 @@ impl World {
                 let send = v.to_vec();
                 w.all_reduce_into(&send[..], v, SystemOperation::sum());
             }
+        }
+        Ok(())
+    }
+
+    /// `recv` = the sum of every rank's `send` (same type and length on every rank).
+    pub(crate) fn all_reduce_from(&self, send: &Buf, recv: &mut Buf) -> Result<(), DistError> {
+        if self.size == 1 {
+            recv.clone_from(send);
+            return Ok(());
+        }
+        let (_g, w) = self.enter();
+        match (send, recv) {
+            (Buf::F32(s), Buf::F32(r)) => w.all_reduce_into(&s[..], &mut r[..], SystemOperation::sum()),
+            (Buf::F64(s), Buf::F64(r)) => w.all_reduce_into(&s[..], &mut r[..], SystemOperation::sum()),
+            _ => unreachable!("send and receive buffers are made alike"),
         }
         Ok(())
     }

@@ -21,7 +21,6 @@ pub(crate) enum Buf {
 }
 
 impl Buf {
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         match self {
             Buf::F32(v) => v.len(),
@@ -34,6 +33,17 @@ impl Buf {
         match self {
             Buf::F32(v) => v[i] as f64,
             Buf::F64(v) => v[i],
+        }
+    }
+
+    /// Makes `self` a buffer of `like`'s type and length (contents unspecified), reusing its
+    /// allocation.
+    pub(crate) fn shape_like(&mut self, like: &Buf) {
+        match (like, &mut *self) {
+            (Buf::F32(l), Buf::F32(b)) => b.resize(l.len(), 0.0),
+            (Buf::F64(l), Buf::F64(b)) => b.resize(l.len(), 0.0),
+            (Buf::F32(l), _) => *self = Buf::F32(vec![0.0; l.len()]),
+            (Buf::F64(l), _) => *self = Buf::F64(vec![0.0; l.len()]),
         }
     }
 
@@ -108,23 +118,27 @@ impl Layout {
         t
     }
 
-    /// An empty buffer of the right type with room for the data and the trailer.
-    fn buffer(&self) -> Buf {
-        if self.wide() {
-            Buf::F64(Vec::with_capacity(self.numel + TRAILER))
-        } else {
-            Buf::F32(Vec::with_capacity(self.numel + TRAILER))
-        }
-    }
-
     /// Packs `tensors` (`None`, or a tensor of the wrong size, packs zeros) followed by the
     /// trailer. `tensors` runs parallel to the layout.
     pub(crate) fn pack(&self, tensors: &[Option<Tensor>], failed: bool) -> Buf {
+        let mut buf = Buf::F32(Vec::new());
+        self.pack_into(tensors, failed, &mut buf);
+        buf
+    }
+
+    /// [`Layout::pack`] into `buf`, reusing its allocation (so that a training loop does not
+    /// map fresh pages for every step).
+    pub(crate) fn pack_into(&self, tensors: &[Option<Tensor>], failed: bool, buf: &mut Buf) {
         debug_assert_eq!(tensors.len(), self.shapes.len());
-        let mut buf = self.buffer();
+        match (self.wide(), &mut *buf) {
+            (true, Buf::F64(b)) => b.clear(),
+            (false, Buf::F32(b)) => b.clear(),
+            (true, _) => *buf = Buf::F64(Vec::with_capacity(self.numel + TRAILER)),
+            (false, _) => *buf = Buf::F32(Vec::with_capacity(self.numel + TRAILER)),
+        }
         for (t, shape) in tensors.iter().zip(&self.shapes) {
             let n: usize = shape.iter().product();
-            match (t.as_ref().filter(|t| t.numel() == n).map(Tensor::elements), &mut buf) {
+            match (t.as_ref().filter(|t| t.numel() == n).map(Tensor::elements), &mut *buf) {
                 (Some(Elements::F32(v)), Buf::F32(b)) => b.extend_from_slice(v),
                 (Some(Elements::F32(v)), Buf::F64(b)) => b.extend(v.iter().map(|&x| x as f64)),
                 (Some(Elements::F64(v)), Buf::F64(b)) => b.extend_from_slice(v),
@@ -134,11 +148,10 @@ impl Layout {
             }
         }
         let trailer = self.trailer(failed);
-        match &mut buf {
+        match buf {
             Buf::F32(b) => b.extend(trailer.iter().map(|&x| x as f32)),
             Buf::F64(b) => b.extend_from_slice(&trailer),
         }
-        buf
     }
 
     /// Tensor `i` out of `buf`, in `dtype`.
@@ -219,6 +232,23 @@ mod tests {
         assert!(matches!(buf, Buf::F64(_)));
         assert_eq!(l.unpack(&buf, 0, DType::F32).to_vec(), a.to_vec());
         assert_eq!(l.unpack(&buf, 1, DType::F64).to_vec(), b.to_vec());
+    }
+
+    #[test]
+    fn packing_into_a_used_buffer_reuses_it_and_switches_type_when_needed() {
+        let small = layout(&[&[2]], DType::F32);
+        let mut buf = Buf::F32(Vec::with_capacity(1000));
+        let cap = |b: &Buf| if let Buf::F32(v) = b { v.capacity() } else { 0 };
+        small.pack_into(&[Some(Tensor::from_vec(vec![1.0f32, 2.0], &[2]))], false, &mut buf);
+        assert_eq!(buf.len(), 2 + TRAILER);
+        assert_eq!(cap(&buf), 1000, "the allocation is kept");
+        assert_eq!(buf, small.pack(&[Some(Tensor::from_vec(vec![1.0f32, 2.0], &[2]))], false));
+        let wide = layout(&[&[1]], DType::F64);
+        wide.pack_into(&[Some(Tensor::from_vec(vec![3.0f64], &[1]))], false, &mut buf);
+        assert!(matches!(&buf, Buf::F64(v) if v.len() == 1 + TRAILER && v[0] == 3.0));
+        let mut recv = Buf::F32(vec![9.0; 5]);
+        recv.shape_like(&buf);
+        assert!(matches!(&recv, Buf::F64(v) if v.len() == 1 + TRAILER));
     }
 
     #[test]
