@@ -26,8 +26,10 @@ type Positions = IdMap<Option<u32>>;
 #[derive(Default)]
 struct Scratch {
     pos: Positions,
-    order: Vec<Var>,
-    stack: Vec<(Var, bool)>,
+    /// The sort's buffers, kept empty between passes and lent out typed per pass (the sort
+    /// borrows the nodes: the root keeps the graph alive, so no reference count changes).
+    order: Vec<usize>,
+    stack: Vec<(usize, bool)>,
     /// Per-node buffers of a pass on raw tensors and of one on recorded values.
     tensors: Buffers<Tensor>,
     vars: Buffers<Var>,
@@ -97,6 +99,19 @@ impl Targets {
     }
 }
 
+/// An empty buffer's allocation, retyped for one pass (same size and alignment, so collecting
+/// reuses it in place).
+fn lend<T, U>(buf: Vec<T>) -> Vec<U> {
+    debug_assert!(buf.is_empty());
+    buf.into_iter().map(|_| unreachable!("lent buffers are empty")).collect()
+}
+
+/// Gives a lent buffer's allocation back, emptied.
+fn unlend<T, U: Default>(mut buf: Vec<T>) -> Vec<U> {
+    buf.clear();
+    buf.into_iter().map(|_| U::default()).collect()
+}
+
 /// Buffers that grew past this many nodes are freed after the pass instead of kept.
 const KEEP_AT_MOST: usize = 1 << 16;
 
@@ -127,8 +142,8 @@ impl Scratch {
 /// Fills `order` with the nodes on some path from `root` to a target, inputs before outputs,
 /// and `pos` with each visited node's position in that order (`None` for nodes on no such
 /// path).
-fn topo(root: &Var, targets: &Targets, Scratch { pos, order, stack, .. }: &mut Scratch) {
-    stack.push((root.clone(), false));
+fn topo<'a>(root: &'a Var, targets: &Targets, pos: &mut Positions, order: &mut Vec<&'a Var>, stack: &mut Vec<(&'a Var, bool)>) {
+    stack.push((root, false));
     while let Some((v, expanded)) = stack.pop() {
         let id = v.id();
         if expanded {
@@ -152,10 +167,10 @@ fn topo(root: &Var, targets: &Targets, Scratch { pos, order, stack, .. }: &mut S
         }
         match v.op() {
             Some(op) if v.is_tracked() => {
-                stack.push((v.clone(), true));
+                stack.push((v, true));
                 op.for_each_input(|x| {
                     if x.is_tracked() && !pos.contains_key(&x.id()) {
-                        stack.push((x.clone(), false));
+                        stack.push((x, false));
                     }
                 });
             }
@@ -172,7 +187,7 @@ fn topo(root: &Var, targets: &Targets, Scratch { pos, order, stack, .. }: &mut S
 fn propagate<V: Value>(
     root: &Var,
     seed: Option<&Var>,
-    order: &[Var],
+    order: &[&Var],
     pos: &Positions,
     targets: &Targets,
     n_targets: usize,
@@ -221,18 +236,20 @@ fn propagate<V: Value>(
 pub(crate) fn backward(root: &Var, targets: &[Var], create_graph: bool, seed: Option<&Var>) -> Vec<Option<Var>> {
     let ids = Targets::new(targets);
     let mut scratch = Scratch::take();
-    topo(root, &ids, &mut scratch);
-    let out = if scratch.order.is_empty() {
+    let mut order: Vec<&Var> = lend(std::mem::take(&mut scratch.order));
+    let mut stack: Vec<(&Var, bool)> = lend(std::mem::take(&mut scratch.stack));
+    topo(root, &ids, &mut scratch.pos, &mut order, &mut stack);
+    let out = if order.is_empty() {
         vec![None; targets.len()]
     } else if create_graph {
         let _on = tape::Resume::new();
-        let Scratch { order, pos, vars, .. } = &mut *scratch;
-        propagate::<Var>(root, seed, order, pos, &ids, targets.len(), vars)
+        propagate::<Var>(root, seed, &order, &scratch.pos, &ids, targets.len(), &mut scratch.vars)
     } else {
         let _off = tape::Pause::new();
-        let Scratch { order, pos, tensors, .. } = &mut *scratch;
-        propagate::<Tensor>(root, seed, order, pos, &ids, targets.len(), tensors).into_iter().map(|t| t.map(Var::constant)).collect()
+        propagate::<Tensor>(root, seed, &order, &scratch.pos, &ids, targets.len(), &mut scratch.tensors).into_iter().map(|t| t.map(Var::constant)).collect()
     };
+    scratch.order = unlend(order);
+    scratch.stack = unlend::<_, (usize, bool)>(stack);
     scratch.give_back();
     out
 }

@@ -83,7 +83,7 @@ impl Op {
     }
 
     /// Calls `f` on each input, in order.
-    pub(crate) fn for_each_input(&self, mut f: impl FnMut(&Var)) {
+    pub(crate) fn for_each_input<'a>(&'a self, mut f: impl FnMut(&'a Var)) {
         match self {
             Op::Unary(_, x)
             | Op::Reduce(_, x, _)
