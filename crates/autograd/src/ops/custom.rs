@@ -123,10 +123,23 @@ pub(crate) fn tangent(op: &dyn CustomOp, xs: &[Var], out: &Var, ts: &[Option<Var
 }
 
 impl Var {
-    /// Applies a [`CustomOp`] to `inputs`, recording it.
+    /// Applies a [`CustomOp`] to `inputs`, recording it; the error is the op's own from its
+    /// `forward`. (See [`CustomOp`] for an op with a hand-written rule.)
     ///
     /// ```
-    /// // see [`CustomOp`] for a full example
+    /// use std::sync::Arc;
+    /// use flux_autograd::{gradient, CustomOp, Var};
+    /// use flux_tensor::{Tensor, TensorError};
+    /// struct Double;
+    /// impl CustomOp for Double {
+    ///     fn name(&self) -> &str { "double" }
+    ///     fn forward(&self, xs: &[Tensor]) -> Result<Tensor, TensorError> { Ok(&xs[0] * 2.0) }
+    ///     fn backward(&self, _xs: &[Var], _y: &Var, g: &Var) -> Vec<Option<Var>> { vec![Some(g * 2.0)] }
+    /// }
+    /// let y = Var::custom(Arc::new(Double), &[Var::scalar(3.0)]).unwrap();
+    /// assert_eq!(y.item(), 6.0);
+    /// let g = gradient(|x: &Var| Var::custom(Arc::new(Double), &[x.clone()]).unwrap(), &Var::scalar(3.0));
+    /// assert_eq!(g.item(), 2.0);
     /// ```
     pub fn custom(op: Arc<dyn CustomOp>, inputs: &[Var]) -> Result<Var, TensorError> {
         let data: Vec<Tensor> = inputs.iter().map(|x| x.data()).collect();
