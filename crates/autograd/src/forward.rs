@@ -169,9 +169,19 @@ impl Drop for Frame {
     }
 }
 
-fn check(op: &'static str, x: &Var, v: &Var) {
-    if x.shape() != v.shape() {
-        panic!("{op}: the tangent has shape {:?} but the point has shape {:?}", v.shape(), x.shape());
+/// `v` as a tangent of `x`: in `x`'s dtype and shape (the same elements in another shape, such
+/// as a 0-d value for a one-element vector, are reshaped); panics naming `op` and both shapes
+/// when the element counts differ.
+pub(crate) fn as_tangent(op: &'static str, x: &Var, v: &Var) -> Var {
+    let (xs, vs) = (x.shape(), v.shape());
+    if xs != vs && xs.numel() != vs.numel() {
+        panic!("{op}: the tangent has shape {vs:?} but the point has shape {xs:?}");
+    }
+    let v = if v.dtype() == x.dtype() { v.clone() } else { v.to_dtype(x.dtype()) };
+    if xs == vs {
+        v
+    } else {
+        v.reshape(&xs)
     }
 }
 
@@ -190,15 +200,12 @@ fn jvp_impl(f: impl FnOnce(&[Var]) -> Var, xs: &[Var], vs: &[Var], op: &'static 
     if xs.len() != vs.len() {
         panic!("{op}: {} points but {} tangents", xs.len(), vs.len());
     }
-    for (x, v) in xs.iter().zip(vs) {
-        check(op, x, v);
-    }
+    let vs: Vec<Var> = xs.iter().zip(vs).map(|(x, v)| as_tangent(op, x, v)).collect();
     let frame = Frame::open();
     // a fresh identity for each point: tracked values stay differentiable through it (reverse
     // over forward), and the new frame keys the point's tangent on it
     let points: Vec<Var> = xs.iter().map(|x| x.identity()).collect();
     for (p, v) in points.iter().zip(vs) {
-        let v = if v.dtype() == p.dtype() { v.clone() } else { v.to_dtype(p.dtype()) };
         set_tangent(frame.level, p.id(), v);
     }
     let y = f(&points);
@@ -217,7 +224,7 @@ fn jvp_impl(f: impl FnOnce(&[Var]) -> Var, xs: &[Var], vs: &[Var], op: &'static 
 /// tangent (reverse over forward), a `jvp` of a function that calls `gradient` gives a
 /// Hessian-vector product (forward over reverse; [`crate::hvp`] takes the route measured
 /// faster here), and `jvp` inside `jvp` gives higher directional derivatives. `v` must have `x`'s shape (it is converted to `x`'s
-/// dtype); panics otherwise.
+/// dtype; a value with the same elements in another shape is reshaped); panics otherwise.
 ///
 /// ```
 /// use flux_autograd::{jvp, Var};
@@ -261,12 +268,9 @@ pub fn jvp_params(f: impl FnOnce() -> Var, ps: &Params, vs: &[Var]) -> (Var, Var
     if ps.len() != vs.len() {
         panic!("jvp_params: {} parameters but {} tangents", ps.len(), vs.len());
     }
-    for (p, v) in ps.iter().zip(vs) {
-        check("jvp_params", p, v);
-    }
+    let vs: Vec<Var> = ps.iter().zip(vs).map(|(p, v)| as_tangent("jvp_params", p, v)).collect();
     let frame = Frame::open();
     for (p, v) in ps.iter().zip(vs) {
-        let v = if v.dtype() == p.dtype() { v.clone() } else { v.to_dtype(p.dtype()) };
         set_tangent(frame.level, p.id(), v);
     }
     let y = f();

@@ -237,6 +237,20 @@ fn pullback_checks_the_seed() {
 }
 
 #[test]
+fn seeds_and_tangents_may_differ_in_shape_but_not_in_count() {
+    // a 0-d seed for a one-element value, a vector tangent for a [2, 1] point
+    let (_, back) = pullback(|x: &Var| x.sum_dims(&[0]), &v(&[1.0, 2.0]));
+    close(&back(&Var::scalar(3.0)), &[3.0, 3.0], 0.0);
+    let x = Var::from(Tensor::from_vec(vec![1.0, 2.0], &[2, 1]));
+    let (_, t) = jvp(|x: &Var| x.powi(2), &x, &v(&[1.0, 1.0]));
+    assert_eq!(t.shape(), &[2, 1]);
+    close(&t, &[2.0, 4.0], 0.0);
+    let r = std::panic::catch_unwind(|| jvp(|x: &Var| x.powi(2), &v(&[1.0, 2.0]), &v(&[1.0, 2.0, 3.0])));
+    let msg = r.unwrap_err().downcast::<String>().unwrap();
+    assert!(msg.contains("jvp: the tangent has shape [3] but the point has shape [2]"), "{msg}");
+}
+
+#[test]
 fn withgradient_value_and_gradient() {
     let (y, g) = withgradient(|x: &Var| x.powi(3).sum(), &v(&[1.0, 2.0]));
     assert_eq!(y.item(), 9.0);
