@@ -204,11 +204,19 @@ fn jvp_impl(f: impl FnOnce(&[Var]) -> Var, xs: &[Var], vs: &[Var], op: &'static 
     let frame = Frame::open();
     // a fresh identity for each point: tracked values stay differentiable through it (reverse
     // over forward), and the new frame keys the point's tangent on it
-    let points: Vec<Var> = xs.iter().map(|x| x.identity()).collect();
+    let points: Vec<Var> = {
+        let _rec = tape::Resume::new();
+        xs.iter().map(|x| x.identity()).collect()
+    };
     for (p, v) in points.iter().zip(vs) {
         set_tangent(frame.level, p.id(), v);
     }
-    let y = f(&points);
+    // like a gradient call, an explicit request: `f` runs with recording on even inside
+    // `no_grad` (which, inside `f`, makes constants without tangents)
+    let y = {
+        let _rec = tape::Resume::new();
+        f(&points)
+    };
     let t = tangent_in(frame.level, y.id()).unwrap_or_else(|| Var::constant(y.data().zeros_like()));
     drop(frame);
     finish(y, t)
@@ -273,7 +281,10 @@ pub fn jvp_params(f: impl FnOnce() -> Var, ps: &Params, vs: &[Var]) -> (Var, Var
     for (p, v) in ps.iter().zip(vs) {
         set_tangent(frame.level, p.id(), v);
     }
-    let y = f();
+    let y = {
+        let _rec = tape::Resume::new();
+        f()
+    };
     let t = tangent_in(frame.level, y.id()).unwrap_or_else(|| Var::constant(y.data().zeros_like()));
     drop(frame);
     finish(y, t)

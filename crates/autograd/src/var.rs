@@ -149,10 +149,14 @@ impl Var {
         }
     }
 
-    /// [`Var::from_op`] while a `jvp` is running: the new value also gets its tangents.
+    /// [`Var::from_op`] while a `jvp` is running: the new value also gets its tangents, unless
+    /// recording is off (`no_grad` makes constants, for forward mode as for reverse mode).
     #[cold]
     fn from_op_forward(value: Tensor, op: Op) -> Var {
-        if tape::recording() && op.any_input_tracked() {
+        if !tape::recording() {
+            return Var::constant(value);
+        }
+        if op.any_input_tracked() {
             let y = Var::make(value, Some(op), Kind::Op);
             forward::propagate(y.op().expect("just recorded"), &y);
             y

@@ -76,6 +76,17 @@ fn jvp_of_a_function_that_ignores_its_input_is_zero() {
 }
 
 #[test]
+fn no_grad_makes_constants_in_both_modes() {
+    // the no_grad part is a constant: d/dx [c(x) + x] = 1 in forward and reverse mode alike
+    let f = |x: &Var| no_grad(|| x * 2.0) + x;
+    assert_eq!(jvp(f, &Var::scalar(1.0), &Var::scalar(1.0)).1.item(), 1.0);
+    assert_eq!(gradient(f, &Var::scalar(1.0)).item(), 1.0);
+    // but a jvp asked for inside no_grad still differentiates, as gradient does
+    let (t, g) = no_grad(|| (jvp(|x: &Var| x.powi(2), &Var::scalar(3.0), &Var::scalar(1.0)).1, gradient(|x: &Var| x.powi(2), &Var::scalar(3.0))));
+    assert_eq!((t.item(), g.item()), (6.0, 6.0));
+}
+
+#[test]
 fn jvps_several_arguments() {
     let (y, t) = jvps(|a: &[Var]| a[0].pow(&a[1]), &[2.0.into(), 3.0.into()], &[1.0.into(), 1.0.into()]);
     // d(a^b) = b a^(b-1) da + a^b ln a db = 12 + 8 ln 2
