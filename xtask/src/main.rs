@@ -3,7 +3,8 @@
 //! - `gradcheck [FILTER]`: the cross-crate gradient-check suite (first and second order).
 //! - `bench [--workloads W1,W2,...] [--threads N] [--min-time S]`: benchmarks as JSON lines,
 //!   in the schema of the peer scripts (`../shared/bench/peers`).
-//! - `test`: everything CI runs: format check, clippy, workspace and doc tests, gradcheck.
+//! - `test`: everything CI runs: format check, clippy, workspace and doc tests, gradcheck, and
+//!   the multi-process MPI tests of flux-distributed when MPI is installed.
 
 mod bench;
 mod gradcheck;
@@ -46,9 +47,36 @@ fn test() {
     step("format", &cargo, &["fmt", "--all", "--", "--check"]);
     step("lint", &cargo, &["clippy", "--workspace", "--all-targets", "--release", "--", "-D", "warnings"]);
     step("tests", &cargo, &["test", "--workspace", "--release", "--no-fail-fast"]);
+    mpi_tests(&cargo);
     println!("==> gradcheck");
     let failed = gradcheck::run(None);
     if failed > 0 {
         exit(1);
     }
+}
+
+/// Does `program --version` run?
+fn runs(program: &str) -> bool {
+    Command::new(program).arg("--version").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// flux-distributed with its `mpi` feature: lint it, then run its multi-process tests
+/// (`tests/mpi_ranks.rs` relaunches itself under `mpirun -np 2`). Skipped, saying why, when
+/// MPI is not installed (`.ci/run` installs it, so CI always runs them).
+fn mpi_tests(cargo: &str) {
+    let missing: Vec<&str> = ["mpirun", "mpicc"].into_iter().filter(|p| !runs(p)).collect();
+    if !missing.is_empty() {
+        println!(
+            "==> mpi: SKIPPED the multi-process tests of flux-distributed: {} not found (install Open MPI: apt-get install openmpi-bin libopenmpi-dev libclang-dev)",
+            missing.join(" and ")
+        );
+        return;
+    }
+    step("mpi lint", cargo, &["clippy", "-p", "flux-distributed", "--features", "mpi", "--all-targets", "--release", "--", "-D", "warnings"]);
+    step(
+        "mpi lint (digits_ddp)",
+        cargo,
+        &["clippy", "-p", "flux", "--features", "distributed", "--example", "digits_ddp", "--release", "--", "-D", "warnings"],
+    );
+    step("mpi tests", cargo, &["test", "-p", "flux-distributed", "--features", "mpi", "--release", "--test", "mpi_ranks"]);
 }

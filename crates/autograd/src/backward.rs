@@ -10,7 +10,7 @@ use std::cell::Cell;
 
 use flux_tensor::Tensor;
 
-use crate::idmap::{IdMap, IdSet};
+use crate::idmap::IdMap;
 
 use crate::tape;
 use crate::value::Value;
@@ -26,9 +26,90 @@ type Positions = IdMap<Option<u32>>;
 #[derive(Default)]
 struct Scratch {
     pos: Positions,
-    order: Vec<Var>,
-    stack: Vec<(Var, bool)>,
-    grads: Vec<Option<Tensor>>,
+    /// The sort's buffers, kept empty between passes and lent out typed per pass (the sort
+    /// borrows the nodes: the root keeps the graph alive, so no reference count changes).
+    order: Vec<usize>,
+    stack: Vec<(usize, bool)>,
+    /// Per-node buffers of a pass on raw tensors and of one on recorded values.
+    tensors: Buffers<Tensor>,
+    vars: Buffers<Var>,
+}
+
+/// What the walk over the sorted nodes keeps: the gradient reaching each node (by position),
+/// and for the node at hand its inputs' positions, which of them need a gradient, and the
+/// gradients its rule gives.
+struct Buffers<V> {
+    grads: Vec<Option<V>>,
+    inputs: Vec<Option<u32>>,
+    needs: Vec<bool>,
+    input_grads: Vec<Option<V>>,
+}
+
+impl<V> Default for Buffers<V> {
+    fn default() -> Self {
+        Buffers { grads: Vec::new(), inputs: Vec::new(), needs: Vec::new(), input_grads: Vec::new() }
+    }
+}
+
+impl<V> Buffers<V> {
+    fn clear(&mut self) {
+        self.grads.clear();
+        self.inputs.clear();
+        self.needs.clear();
+        self.input_grads.clear();
+    }
+}
+
+/// The values a pass differentiates with respect to, by id: the usual one to a few are scanned
+/// in place, more go in a map. A value listed twice gets its gradient at its first place.
+enum Targets {
+    Few(usize, [u64; 8]),
+    Many(IdMap<usize>),
+}
+
+impl Targets {
+    fn new(ts: &[Var]) -> Targets {
+        if ts.len() <= 8 {
+            let mut ids = [0; 8];
+            for (slot, t) in ids.iter_mut().zip(ts) {
+                *slot = t.id();
+            }
+            Targets::Few(ts.len(), ids)
+        } else {
+            let mut m = IdMap::with_capacity_and_hasher(ts.len(), Default::default());
+            for (i, t) in ts.iter().enumerate().rev() {
+                m.insert(t.id(), i);
+            }
+            Targets::Many(m)
+        }
+    }
+
+    /// The place of `id` among the targets.
+    #[inline]
+    fn index(&self, id: u64) -> Option<usize> {
+        match self {
+            Targets::Few(n, ids) => ids[..*n].iter().position(|&t| t == id),
+            Targets::Many(m) => m.get(&id).copied(),
+        }
+    }
+
+    #[inline]
+    fn contains(&self, id: u64) -> bool {
+        self.index(id).is_some()
+    }
+}
+
+/// An empty buffer's allocation, retyped for one pass (same size and alignment, so collecting
+/// reuses it in place).
+fn lend<T, U>(buf: Vec<T>) -> Vec<U> {
+    debug_assert!(buf.is_empty());
+    buf.into_iter().map(|_| unreachable!("lent buffers are empty")).collect()
+}
+
+/// Gives a lent buffer's allocation back, emptied.
+fn unlend<T, U: Default>(mut buf: Vec<T>) -> Vec<U> {
+    buf.clear();
+    buf.into_iter().map(|_| U::default()).collect()
 }
 
 /// Buffers that grew past this many nodes are freed after the pass instead of kept.
@@ -49,8 +130,9 @@ impl Scratch {
     fn give_back(mut self: Box<Scratch>) {
         self.order.clear();
         self.stack.clear();
-        self.grads.clear();
-        if self.pos.capacity() <= KEEP_AT_MOST && self.grads.capacity() <= KEEP_AT_MOST {
+        self.tensors.clear();
+        self.vars.clear();
+        if self.pos.capacity() <= KEEP_AT_MOST && self.tensors.grads.capacity() <= KEEP_AT_MOST && self.vars.grads.capacity() <= KEEP_AT_MOST {
             self.pos.clear();
             SCRATCH.with(|s| s.set(Some(self)));
         }
@@ -60,8 +142,8 @@ impl Scratch {
 /// Fills `order` with the nodes on some path from `root` to a target, inputs before outputs,
 /// and `pos` with each visited node's position in that order (`None` for nodes on no such
 /// path).
-fn topo(root: &Var, targets: &IdSet, Scratch { pos, order, stack, .. }: &mut Scratch) {
-    stack.push((root.clone(), false));
+fn topo<'a>(root: &'a Var, targets: &Targets, pos: &mut Positions, order: &mut Vec<&'a Var>, stack: &mut Vec<(&'a Var, bool)>) {
+    stack.push((root, false));
     while let Some((v, expanded)) = stack.pop() {
         let id = v.id();
         if expanded {
@@ -78,17 +160,17 @@ fn topo(root: &Var, targets: &IdSet, Scratch { pos, order, stack, .. }: &mut Scr
         if pos.contains_key(&id) {
             continue;
         }
-        if targets.contains(&id) {
+        if targets.contains(id) {
             pos.insert(id, Some(order.len() as u32));
             order.push(v);
             continue;
         }
         match v.op() {
             Some(op) if v.is_tracked() => {
-                stack.push((v.clone(), true));
+                stack.push((v, true));
                 op.for_each_input(|x| {
                     if x.is_tracked() && !pos.contains_key(&x.id()) {
-                        stack.push((x.clone(), false));
+                        stack.push((x, false));
                     }
                 });
             }
@@ -100,19 +182,30 @@ fn topo(root: &Var, targets: &IdSet, Scratch { pos, order, stack, .. }: &mut Scr
 }
 
 /// Walks `order` backwards from `root` (its last entry), returning the gradient of each target
-/// that was reached. Gradients live in `grads` (empty on entry), indexed by position in the
-/// order.
-fn propagate<V: Value>(root: &Var, order: &[Var], pos: &Positions, targets: &IdSet, grads: &mut Vec<Option<V>>) -> IdMap<V> {
+/// that was reached, by the target's place. Gradients live in `bufs.grads` (empty on entry),
+/// indexed by position in the order.
+fn propagate<V: Value>(
+    root: &Var,
+    seed: Option<&Var>,
+    order: &[&Var],
+    pos: &Positions,
+    targets: &Targets,
+    n_targets: usize,
+    bufs: &mut Buffers<V>,
+) -> Vec<Option<V>> {
+    let Buffers { grads, inputs, needs, input_grads } = bufs;
     grads.resize_with(order.len(), || None);
-    *grads.last_mut().expect("the root is in the order") = Some(V::constant(root.data().ones_like()));
-    let mut out = IdMap::with_capacity_and_hasher(targets.len(), Default::default());
-    let mut inputs: Vec<Option<u32>> = Vec::with_capacity(4);
-    let mut needs: Vec<bool> = Vec::with_capacity(4);
-    let mut input_grads: Vec<Option<V>> = Vec::with_capacity(4);
+    let start = match seed {
+        Some(s) => V::of(s),
+        None => V::constant(root.data().ones_like()),
+    };
+    *grads.last_mut().expect("the root is in the order") = Some(start);
+    let mut out: Vec<Option<V>> = Vec::with_capacity(n_targets);
+    out.resize_with(n_targets, || None);
     for (i, v) in order.iter().enumerate().rev() {
         let Some(g) = grads[i].take() else { continue };
-        if targets.contains(&v.id()) {
-            out.insert(v.id(), g);
+        if let Some(t) = targets.index(v.id()) {
+            out[t] = Some(g);
             continue;
         }
         let op = v.op().expect("a relevant node that is not a target was computed by an op");
@@ -121,7 +214,7 @@ fn propagate<V: Value>(root: &Var, order: &[Var], pos: &Positions, targets: &IdS
         needs.clear();
         needs.extend(inputs.iter().map(Option::is_some));
         input_grads.clear();
-        op.backward::<V>(v, &g, &needs, &mut input_grads);
+        op.backward::<V>(v, &g, needs, input_grads);
         for (slot, gi) in inputs.iter().zip(input_grads.drain(..)) {
             if let (Some(p), Some(gi)) = (slot, gi) {
                 let acc = &mut grads[*p as usize];
@@ -135,22 +228,28 @@ fn propagate<V: Value>(root: &Var, order: &[Var], pos: &Positions, targets: &IdS
     out
 }
 
-/// Gradients of the one-element `root` with respect to each target reached (targets not
-/// reached are absent). With `create_graph` the gradients are recorded Vars.
-pub(crate) fn backward(root: &Var, targets: &[Var], create_graph: bool) -> IdMap<Var> {
-    let ids: IdSet = targets.iter().map(|t| t.id()).collect();
+/// Gradients of `root` with respect to each target, in the targets' order (`None` for a
+/// target not reached, and for a repeated one after its first place). Without a `seed` the
+/// pass starts from ones (the gradient of a one-element root); with one (of the root's shape)
+/// the result is the vector-Jacobian product `seedᵀ·J`, differentiable in the seed too when
+/// the pass records. With `create_graph` the gradients are recorded Vars.
+pub(crate) fn backward(root: &Var, targets: &[Var], create_graph: bool, seed: Option<&Var>) -> Vec<Option<Var>> {
+    let ids = Targets::new(targets);
     let mut scratch = Scratch::take();
-    topo(root, &ids, &mut scratch);
-    let out = if scratch.order.is_empty() {
-        IdMap::default()
+    let mut order: Vec<&Var> = lend(std::mem::take(&mut scratch.order));
+    let mut stack: Vec<(&Var, bool)> = lend(std::mem::take(&mut scratch.stack));
+    topo(root, &ids, &mut scratch.pos, &mut order, &mut stack);
+    let out = if order.is_empty() {
+        vec![None; targets.len()]
     } else if create_graph {
         let _on = tape::Resume::new();
-        propagate::<Var>(root, &scratch.order, &scratch.pos, &ids, &mut Vec::new())
+        propagate::<Var>(root, seed, &order, &scratch.pos, &ids, targets.len(), &mut scratch.vars)
     } else {
         let _off = tape::Pause::new();
-        let Scratch { order, pos, grads, .. } = &mut *scratch;
-        propagate::<Tensor>(root, order, pos, &ids, grads).into_iter().map(|(k, t)| (k, Var::constant(t))).collect()
+        propagate::<Tensor>(root, seed, &order, &scratch.pos, &ids, targets.len(), &mut scratch.tensors).into_iter().map(|t| t.map(Var::constant)).collect()
     };
+    scratch.order = unlend(order);
+    scratch.stack = unlend::<_, (usize, bool)>(stack);
     scratch.give_back();
     out
 }

@@ -11,6 +11,7 @@ use flux_tensor::Tensor;
 
 use crate::backward::backward;
 use crate::error::AutogradError;
+use crate::forward;
 use crate::tape;
 use crate::var::Var;
 
@@ -20,11 +21,28 @@ fn check_scalar(op: &'static str, y: &Var) {
     }
 }
 
-/// Shared by the explicit-argument calls: differentiate `f` at `xs`.
-fn gradients_impl(f: impl Fn(&[Var]) -> Var, xs: &[Var], create_graph: bool, op: &'static str) -> Vec<Var> {
-    // Inside an outer gradient, a tracked argument is wrapped (not copied) so that the outer
-    // call still sees through to it; otherwise a fresh leaf holds the point.
-    let leaves: Vec<Var> = xs.iter().map(|x| if create_graph && x.is_tracked() { x.identity() } else { Var::new_leaf(x.data()) }).collect();
+/// Should a gradient call record its backward pass? Yes inside another gradient call (so the
+/// outer one can differentiate it) and inside a `jvp` (so the pass's values carry tangents).
+pub(crate) fn records() -> bool {
+    tape::depth() > 0 || forward::active()
+}
+
+/// The point a gradient call differentiates at, standing for `x`: inside an outer call a
+/// tracked argument is wrapped (not copied) so that the outer call still sees through to it;
+/// otherwise a fresh leaf holds the point, with `x`'s forward-mode tangents.
+pub(crate) fn leaf_for(x: &Var, create_graph: bool) -> Var {
+    if create_graph && x.is_tracked() {
+        x.identity()
+    } else {
+        let leaf = Var::new_leaf(x.data());
+        forward::alias(x, &leaf);
+        leaf
+    }
+}
+
+/// Shared by the explicit-argument calls: the value of `f` at `xs` and its gradients.
+pub(crate) fn gradients_impl(f: impl FnOnce(&[Var]) -> Var, xs: &[Var], create_graph: bool, op: &'static str) -> (Var, Vec<Var>) {
+    let leaves: Vec<Var> = xs.iter().map(|x| leaf_for(x, create_graph)).collect();
     let _depth = tape::Depth::enter();
     // the function is recorded even inside `no_grad` (or a custom op's backward): a gradient
     // call is an explicit request to differentiate
@@ -33,8 +51,9 @@ fn gradients_impl(f: impl Fn(&[Var]) -> Var, xs: &[Var], create_graph: bool, op:
         f(&leaves)
     };
     check_scalar(op, &y);
-    let mut grads = backward(&y, &leaves, create_graph);
-    leaves.iter().map(|l| grads.remove(&l.id()).unwrap_or_else(|| Var::constant(l.data().zeros_like()))).collect()
+    let grads = backward(&y, &leaves, create_graph, None);
+    let gs = leaves.iter().zip(grads).map(|(l, g)| g.unwrap_or_else(|| Var::constant(l.data().zeros_like()))).collect();
+    (y, gs)
 }
 
 /// The derivative of a scalar function at `x` (Tracker's `gradient(f, x)[1]`). Called inside
@@ -51,7 +70,7 @@ fn gradients_impl(f: impl Fn(&[Var]) -> Var, xs: &[Var], create_graph: bool, op:
 /// assert_eq!(d2f(&Var::scalar(2.0)).item(), 6.0);
 /// ```
 pub fn gradient(f: impl Fn(&Var) -> Var, x: &Var) -> Var {
-    gradients_impl(|xs| f(&xs[0]), std::slice::from_ref(x), tape::depth() > 0, "gradient").remove(0)
+    gradients_impl(|xs| f(&xs[0]), std::slice::from_ref(x), records(), "gradient").1.remove(0)
 }
 
 /// Like [`gradient`], but always records the backward pass, so the result is tracked even at
@@ -63,7 +82,7 @@ pub fn gradient(f: impl Fn(&Var) -> Var, x: &Var) -> Var {
 /// assert_eq!(format!("{g}"), "14.0 (tracked)");
 /// ```
 pub fn gradient_nested(f: impl Fn(&Var) -> Var, x: &Var) -> Var {
-    let g = gradients_impl(|xs| f(&xs[0]), std::slice::from_ref(x), true, "gradient").remove(0);
+    let g = gradients_impl(|xs| f(&xs[0]), std::slice::from_ref(x), true, "gradient").1.remove(0);
     // A derivative that no longer depends on anything (6.0 for a quadratic) is still a tracked
     // value, as Tracker's: a leaf with no history, whose own derivative is zero.
     if g.is_tracked() {
@@ -82,7 +101,7 @@ pub fn gradient_nested(f: impl Fn(&Var) -> Var, x: &Var) -> Var {
 /// assert_eq!(g, vec![4.0, 1.0, 2.0]);
 /// ```
 pub fn gradients(f: impl Fn(&[Var]) -> Var, xs: &[Var]) -> Vec<Var> {
-    gradients_impl(f, xs, tape::depth() > 0, "gradients")
+    gradients_impl(f, xs, records(), "gradients").1
 }
 
 /// Gradients of a zero-argument loss with respect to parameters (Flux's implicit style:
@@ -96,17 +115,22 @@ pub fn gradients(f: impl Fn(&[Var]) -> Var, xs: &[Var]) -> Vec<Var> {
 /// assert_eq!(grads[&w].item(), 4.0);
 /// assert_eq!(grads[&b].item(), 1.0);
 /// ```
-pub fn gradient_params(mut f: impl FnMut() -> Var, ps: &Params) -> Grads {
-    let create_graph = tape::depth() > 0;
+pub fn gradient_params(f: impl FnMut() -> Var, ps: &Params) -> Grads {
+    gradient_params_impl(f, ps, "gradient_params").1
+}
+
+/// Shared by `gradient_params` and `withgradient_params`: the loss and the gradients.
+pub(crate) fn gradient_params_impl(mut f: impl FnMut() -> Var, ps: &Params, op: &'static str) -> (Var, Grads) {
+    let create_graph = records();
     let _depth = tape::Depth::enter();
     let y = {
         let _rec = tape::Resume::new();
         f()
     };
-    check_scalar("gradient_params", &y);
-    let mut grads = backward(&y, &ps.list, create_graph);
-    let map = ps.list.iter().map(|p| (p.id(), grads.remove(&p.id()).unwrap_or_else(|| Var::constant(p.data().zeros_like())))).collect();
-    Grads { params: ps.list.clone(), map }
+    check_scalar(op, &y);
+    let grads = backward(&y, &ps.list, create_graph, None);
+    let map = ps.list.iter().zip(grads).map(|(p, g)| (p.id(), g.unwrap_or_else(|| Var::constant(p.data().zeros_like())))).collect();
+    (y, Grads { params: ps.list.clone(), map })
 }
 
 /// An ordered set of parameters, de-duplicated by identity (Flux's `Params`).

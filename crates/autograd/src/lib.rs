@@ -8,6 +8,12 @@
 //!   respect to one argument, several arguments, or a set of [`Params`] (giving [`Grads`]).
 //!   Called inside another gradient call they record their own backward pass, so gradients
 //!   nest to any depth with no flag.
+//! - [`withgradient`], [`withgradient_params`]: the value and the gradient in one pass;
+//!   [`pullback`]: the value and a reusable vector-Jacobian product; [`jacobian`], [`hessian`],
+//!   [`hvp`]; [`checkpoint`]: recompute a segment in the backward pass instead of keeping it.
+//! - [`jvp`], [`jvps`]: forward mode (JAX's `jvp`), tangents carried beside the values in one
+//!   forward pass. Every op has a tangent rule written in differentiable operations, so forward
+//!   and reverse mode nest in any order.
 //! - [`update`]: `p = p + Δ` in place.
 //! - [`CustomOp`]: a new op with its own backward rule; [`gradcheck`] / [`gradcheck2`] check
 //!   any function's first and second derivatives against finite differences.
@@ -30,7 +36,9 @@
 //! ```
 
 mod backward;
+mod derivatives;
 mod error;
+mod forward;
 mod gradcheck;
 mod gradient;
 mod idmap;
@@ -40,9 +48,15 @@ mod tape;
 mod value;
 mod var;
 
+pub use derivatives::{hessian, hvp, jacobian, pullback, withgradient, withgradient_params};
 pub use error::AutogradError;
-pub use gradcheck::{gradcheck, gradcheck2, gradcheck2_with, gradcheck_with, GradcheckConfig, GradcheckError, GradcheckReport};
+pub use forward::{in_jvp, jvp, jvp_params, jvps};
+pub use gradcheck::{
+    gradcheck, gradcheck2, gradcheck2_with, gradcheck_forward, gradcheck_forward_with, gradcheck_mixed, gradcheck_mixed_with, gradcheck_with, GradcheckConfig,
+    GradcheckError, GradcheckKind, GradcheckReport,
+};
 pub use gradient::{gradient, gradient_nested, gradient_params, gradients, try_update, update, AsTensor, Grads, Params};
+pub use ops::checkpoint::checkpoint;
 pub use ops::custom::CustomOp;
 pub use tape::{in_gradient, is_recording, no_grad};
 pub use value::Value;

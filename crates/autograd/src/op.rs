@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use flux_tensor::{BinaryOp, ReduceOp, UnaryOp};
 
+use crate::ops::checkpoint::{self, Recompute};
 use crate::ops::custom::{self, CustomOp};
 use crate::ops::{arith, matmul, reduce, shape, softmax, unary};
 use crate::value::Value;
@@ -50,6 +51,9 @@ pub(crate) enum Op {
     LogSoftmax(Var, usize),
     /// A user-defined operation (`ops/custom.rs`).
     Custom(Arc<dyn CustomOp>, Vec<Var>),
+    /// A checkpointed function of the first input, which the backward pass recomputes; the
+    /// other inputs are the tracked values it reads (`ops/checkpoint.rs`).
+    Checkpoint(Recompute, Vec<Var>),
 }
 
 impl Op {
@@ -74,11 +78,12 @@ impl Op {
             Op::Softmax(..) => "softmax",
             Op::LogSoftmax(..) => "logsoftmax",
             Op::Custom(..) => "custom",
+            Op::Checkpoint(..) => "checkpoint",
         }
     }
 
     /// Calls `f` on each input, in order.
-    pub(crate) fn for_each_input(&self, mut f: impl FnMut(&Var)) {
+    pub(crate) fn for_each_input<'a>(&'a self, mut f: impl FnMut(&'a Var)) {
         match self {
             Op::Unary(_, x)
             | Op::Reduce(_, x, _)
@@ -101,7 +106,7 @@ impl Op {
                 f(x);
                 f(b)
             }
-            Op::Concat(xs, _) | Op::Custom(_, xs) => xs.iter().for_each(f),
+            Op::Concat(xs, _) | Op::Custom(_, xs) | Op::Checkpoint(_, xs) => xs.iter().for_each(f),
         }
     }
 
@@ -136,7 +141,7 @@ impl Op {
                 f(x);
                 f(b)
             }
-            Op::Concat(xs, _) | Op::Custom(_, xs) => xs.into_iter().for_each(f),
+            Op::Concat(xs, _) | Op::Custom(_, xs) | Op::Checkpoint(_, xs) => xs.into_iter().for_each(f),
         }
     }
 
@@ -164,6 +169,36 @@ impl Op {
             Op::Softmax(_, dim) => grads.push(Some(softmax::softmax_backward(&y(), *dim, g))),
             Op::LogSoftmax(_, dim) => grads.push(Some(softmax::logsoftmax_backward(&y(), *dim, g))),
             Op::Custom(op, xs) => grads.extend(custom::backward(op.as_ref(), xs, out, g, needs)),
+            Op::Checkpoint(f, xs) => grads.extend(checkpoint::backward_rule(f, xs, g, needs)),
+        }
+    }
+
+    /// Forward mode: the output's tangent given the inputs' tangents `ts` (one per input, `None`
+    /// for an input without one; at least one is `Some`), or `None` for a zero tangent. Rules
+    /// are `Var` operations, so tangents are differentiable again; the caller fits the result to
+    /// the output's shape (a rule may leave a broadcast implicit).
+    pub(crate) fn tangent(&self, out: &Var, ts: &[Option<Var>]) -> Option<Var> {
+        let t = |i: usize| ts[i].as_ref();
+        match self {
+            Op::Unary(op, x) => unary::tangent(*op, x, out, t(0)?),
+            Op::Binary(op, a, b) => arith::binary_tangent(*op, a, b, out, t(0), t(1)),
+            Op::Reduce(op, x, dims) => Some(reduce::tangent(*op, x, out, dims, t(0)?)),
+            Op::SumTo(_) => Some(arith::sum_to_tangent(out, t(0)?)),
+            Op::BroadcastTo(_) => Some(arith::broadcast_to_tangent(out, t(0)?)),
+            Op::MatmulT(a, b, ta, tb) => matmul::matmul_tangent(a, b, *ta, *tb, t(0), t(1)),
+            Op::Affine(w, x, _) => matmul::affine_tangent(w, x, t(0), t(1), t(2)),
+            Op::BmmT(a, b, ta, tb) => matmul::bmm_tangent(a, b, *ta, *tb, t(0), t(1)),
+            Op::Reshape(_) => Some(t(0)?.reshape(&out.shape())),
+            Op::Permute(_, perm) => Some(t(0)?.permute(perm)),
+            Op::IndexSelect(_, dim, idx) => Some(t(0)?.index_select(*dim, idx)),
+            Op::IndexAdd(_, dim, idx) => Some(t(0)?.index_add(*dim, idx, &out.shape())),
+            Op::Concat(xs, dim) => Some(shape::concat_tangent(xs, *dim, ts)),
+            Op::Cast(_) => Some(t(0)?.to_dtype(out.dtype())),
+            Op::Identity(_) => t(0).cloned(),
+            Op::Softmax(_, dim) => Some(softmax::softmax_tangent(out, *dim, t(0)?)),
+            Op::LogSoftmax(_, dim) => Some(softmax::logsoftmax_tangent(out, *dim, t(0)?)),
+            Op::Custom(op, xs) => custom::tangent(op.as_ref(), xs, out, ts),
+            Op::Checkpoint(f, xs) => checkpoint::tangent(f, xs),
         }
     }
 }

@@ -6,8 +6,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use flux_tensor::{display, DType, Shape, Tensor};
+use flux_tensor::{DType, Shape, Tensor};
 
+use crate::forward;
 use crate::op::Op;
 use crate::tape;
 
@@ -138,11 +139,39 @@ impl Var {
     /// Records `op` producing `value` if recording is on and some input is tracked; otherwise a
     /// constant. Every differentiable operation ends here.
     pub(crate) fn from_op(value: Tensor, op: Op) -> Var {
+        if forward::active() {
+            return Var::from_op_forward(value, op);
+        }
         if tape::recording() && op.any_input_tracked() {
             Var::make(value, Some(op), Kind::Op)
         } else {
             Var::constant(value)
         }
+    }
+
+    /// [`Var::from_op`] while a `jvp` is running: the new value also gets its tangents.
+    #[cold]
+    fn from_op_forward(value: Tensor, op: Op) -> Var {
+        if tape::recording() && op.any_input_tracked() {
+            let y = Var::make(value, Some(op), Kind::Op);
+            forward::propagate(y.op().expect("just recorded"), &y);
+            y
+        } else {
+            let y = Var::constant(value);
+            forward::propagate(&op, &y);
+            y
+        }
+    }
+
+    /// Records `op` producing `value` without computing tangents (a checkpoint copies its
+    /// tangents from the pass that computed it instead).
+    pub(crate) fn from_op_untangented(value: Tensor, op: Op) -> Var {
+        Var::make(value, Some(op), Kind::Op)
+    }
+
+    /// The id the next value made will have at least: values made later have larger ids.
+    pub(crate) fn next_id() -> u64 {
+        NEXT_ID.load(Ordering::Relaxed)
     }
 
     /// Stable identity of this value (what `Params` and `Grads` key on).
@@ -319,7 +348,7 @@ impl Var {
     /// assert_eq!(w.inline(), "[0.0, 0.0] (tracked)");
     /// ```
     pub fn inline(&self) -> String {
-        let s = display::inline(&self.data());
+        let s = self.data().inline();
         if self.is_tracked() {
             format!("{s} (tracked)")
         } else {

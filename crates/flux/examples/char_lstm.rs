@@ -4,7 +4,8 @@
 //! `LSTM(vocab => 128)` then `Dense(128 => vocab)`, trained with Adam on random 50-character
 //! windows, 32 at a time, through the fused LSTM sequence path (backprop through time over each
 //! window, the state reset between windows). It prints the loss falling (nats per character,
-//! starting near `ln(vocab)`), then a sample of generated text.
+//! starting near `ln(vocab)`), then a sample of generated text. The loss of every step goes
+//! into a `History`, drawn to `target/plots/char_lstm.png`.
 //!
 //! ```text
 //! cargo run --release --example char_lstm -p flux            # under a minute on 2 cores
@@ -44,6 +45,7 @@ fn main() {
 
     let start = Instant::now();
     let mut running = 0.0;
+    let mut history = History::new();
     for step in 1..=steps {
         // BATCH random windows of SEQ + 1 characters; step t reads column t of every window
         let starts: Vec<usize> = (0..BATCH).map(|_| rng.random_range(0..ids.len() - SEQ - 1)).collect();
@@ -63,10 +65,22 @@ fn main() {
             &ps,
         );
         opt.update(&ps, &gs);
+        history.push("train loss", step, loss_value);
         running = if step == 1 { loss_value } else { 0.95 * running + 0.05 * loss_value };
         if step == 1 || step % 50 == 0 {
             println!("step {step:5}  loss {running:.3}  ({:.1} s)", start.elapsed().as_secs_f64());
         }
+    }
+
+    let plots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/plots");
+    let written = std::fs::create_dir_all(&plots).map_err(|e| e.to_string()).and_then(|()| {
+        let path = plots.canonicalize().map_err(|e| e.to_string())?.join("char_lstm.png");
+        plot_history(&history, &path).map_err(|e| e.to_string())?;
+        Ok(path)
+    });
+    match written {
+        Ok(path) => println!("curves: {}", path.display()),
+        Err(e) => eprintln!("could not write the loss curve: {e}"),
     }
 
     // generate: prime with a line of the play, then sample one character at a time

@@ -3,7 +3,9 @@
 //!
 //! Holds out 20% of the images, trains `64 => 64 => 10` with Adam and a shuffling
 //! `DataLoader`, reports held-out accuracy, saves the model and the optimiser state, reloads
-//! both into fresh objects, checks that nothing changed, and trains one more epoch.
+//! both into fresh objects, checks that nothing changed, and trains one more epoch. The loss of
+//! every step and the accuracies of every epoch go into a `History`, drawn to
+//! `target/plots/digits.png` (and saved as `target/plots/digits.csv`).
 //!
 //! ```text
 //! cargo run --release -p flux --example digits
@@ -85,17 +87,26 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut opt = Adam::new(0.003);
 
     let epochs = 30;
+    let mut history = History::new();
+    let ytest = Var::from(batch(&images, &labels, test_idx).1);
     for epoch in 1..=epochs {
         let s = train(loss, &ps, &data, &mut opt);
+        history.extend("train loss", &s.losses);
+        let step = history.last_step("train loss").unwrap_or(0);
+        let (train_acc, test_acc) = (accuracy(&model, &xtrain, &train_labels), accuracy(&model, &xtest, &test_labels));
+        history.push("held-out loss", step, no_grad(|| loss(&Var::from(&xtest), &ytest).item()));
+        history.push("train accuracy", step, train_acc);
+        history.push("held-out accuracy", step, test_acc);
         if epoch % 5 == 0 {
-            println!(
-                "epoch {epoch:2}: mean loss {:.4}, train accuracy {:.2}%, held-out accuracy {:.2}%",
-                s.mean_loss,
-                100.0 * accuracy(&model, &xtrain, &train_labels),
-                100.0 * accuracy(&model, &xtest, &test_labels)
-            );
+            println!("epoch {epoch:2}: mean loss {:.4}, train accuracy {:.2}%, held-out accuracy {:.2}%", s.mean_loss, 100.0 * train_acc, 100.0 * test_acc);
         }
     }
+    let plots = root.join("target/plots");
+    std::fs::create_dir_all(&plots)?;
+    let plots = plots.canonicalize()?;
+    plot_history(&history, plots.join("digits.png"))?;
+    history.save_csv(plots.join("digits.csv"))?;
+    println!("curves: {} (data: {})", plots.join("digits.png").display(), plots.join("digits.csv").display());
     let acc = accuracy(&model, &xtest, &test_labels);
     println!("held-out accuracy after {epochs} epochs: {:.2}% ({:.1}s)", 100.0 * acc, start.elapsed().as_secs_f64());
 

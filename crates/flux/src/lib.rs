@@ -32,16 +32,21 @@
 //! | module | crate | what |
 //! |---|---|---|
 //! | [`tensor`] | flux-tensor | [`Tensor`](tensor::Tensor): column-major f32/f64 arrays, Julia broadcasting, GEMM, reductions, shape ops |
-//! | [`autograd`] | flux-autograd | [`Var`](autograd::Var), [`gradient`](autograd::gradient), [`gradient_params`](autograd::gradient_params), `Params`/`Grads`, `update`, custom ops, `gradcheck` |
+//! | [`autograd`] | flux-autograd | [`Var`](autograd::Var), [`gradient`](autograd::gradient), [`gradient_params`](autograd::gradient_params), `Params`/`Grads`, `update`, custom ops, `gradcheck`; forward mode ([`jvp`](autograd::jvp)), `withgradient`, `pullback`, `jacobian`, `hessian`, `hvp`, `checkpoint` |
 //! | [`layers`] | flux-layers | the [`Layer`](layers::Layer) trait, `Dense`, `Chain`/`chain!`, activations, losses, normalisation, `save_state`/`load_state` |
 //! | [`recurrent`] | flux-recurrent | `RNNCell`/`LSTMCell`/`GRUCell`, `Recur`, `RNN`/`LSTM`/`GRU`, `reset`, `truncate` |
-//! | [`optim`] | flux-optim | `Adam` and the other rules, `OptimiserChain`, `train`, `DataLoader` |
+//! | [`optim`] | flux-optim | `Adam` and the other rules, `OptimiserChain`, `train`, `DataLoader`, `History`, `plot_history`, training callbacks (`EarlyStopping`, `checkpoint_every`) |
+//! | `distributed` (feature `distributed`) | flux-distributed | data-parallel training over MPI: `init`, `Comm`, `broadcast_params`, `allreduce_grads`, `DistributedOptimiser` |
 //!
 //! Each crate is usable on its own; this one re-exports them and adds the [`prelude`] and
 //! [`seed`]. The repository's `docs/guide.md` walks through the library in the order of the
 //! seed notebook, and `cargo run --release --example tutorial` runs that notebook cell by cell.
 
 pub use flux_autograd as autograd;
+/// Data-parallel training over MPI (feature `distributed`, which turns on flux-distributed's
+/// `mpi` backend): see `docs/distributed.md`.
+#[cfg(feature = "distributed")]
+pub use flux_distributed as distributed;
 pub use flux_layers as layers;
 pub use flux_optim as optim;
 pub use flux_recurrent as recurrent;
@@ -59,8 +64,8 @@ pub use flux_tensor::seed;
 /// ```
 pub mod prelude {
     pub use flux_autograd::{
-        gradcheck, gradcheck2, gradient, gradient_nested, gradient_params, gradients, in_gradient, no_grad, param, params, try_update, update, AutogradError,
-        CustomOp, Grads, Params, Value, Var,
+        checkpoint, gradcheck, gradcheck2, gradient, gradient_nested, gradient_params, gradients, hessian, hvp, in_gradient, in_jvp, jacobian, jvp, jvp_params,
+        jvps, no_grad, param, params, pullback, try_update, update, withgradient, withgradient_params, AutogradError, CustomOp, Grads, Params, Value, Var,
     };
     pub use flux_layers::*;
     pub use flux_optim::*;

@@ -5,7 +5,10 @@
 //! formulas, composition ([`OptimiserChain`], Flux's `Optimiser(...)`), schedules
 //! ([`ExpDecay`], [`InvDecay`], and [`Optimiser::set_lr`] to change the learning rate by hand),
 //! the training loop ([`train`], [`train_with`], Flux's `train!`), [`throttle`], and
-//! [`DataLoader`].
+//! [`DataLoader`]; and for watching training: every step's loss ([`TrainSummary::losses`]),
+//! [`History`] (named metrics, CSV), `plot_history` / `plot_losses` (SVG or PNG, feature `plot`,
+//! on by default), a progress bar ([`set_progress`]) and ready-made callbacks
+//! ([`EarlyStopping`], [`checkpoint_every`], [`every`], [`log_every`]).
 //!
 //! Unlike Flux, optimiser state can be saved and loaded with the model
 //! ([`Optimiser::save_state`], [`Optimiser::load_state`]): it is keyed by the parameters'
@@ -18,6 +21,7 @@
 //! | `Flux.train!(loss, ps, data, opt)`   | `train(loss, &ps, &data, &mut opt)`                       |
 //! | `cb = throttle(f, 10)`               | `train_with(.., throttle_event(f, 10.0))`                 |
 //! | `Flux.stop()`                        | return `ControlFlow::Break(())` from the callback         |
+//! | `Flux.early_stopping(f, 3)`          | `early_stopping(f, 3)` or `EarlyStopping::new(3)`         |
 //! | `Optimiser(ClipNorm(1), ADAM())`     | `optimiser_chain![ClipNorm::new(1.0), Adam::default()]`   |
 //! | `opt.eta = 0.001`                    | `opt.set_lr(0.001)`                                       |
 //! | `ADAMW(η, β, decay)`                 | `AdamW::new(η).beta(β).decay(decay)`                      |
@@ -43,18 +47,27 @@
 
 #![allow(mixed_script_confusables)]
 
+mod callbacks;
 mod chain;
 mod data;
+mod history;
 mod optimiser;
+#[cfg(feature = "plot")]
+mod plot;
 pub mod rules;
 mod train;
 
+pub use callbacks::{checkpoint_every, early_stopping, every, log_every, EarlyStopping};
 pub use chain::OptimiserChain;
 pub use data::{Batches, DataLoader};
+pub use history::History;
 pub use optimiser::{OptimError, Optimiser, STATE_FORMAT};
+#[cfg(feature = "plot")]
+pub use plot::{plot_history, plot_losses, PlotError};
 pub use rules::{
     AMSGrad, AdaDelta, AdaGrad, AdaMax, Adam, AdamW, ClipNorm, ClipValue, Descent, ExpDecay, InvDecay, Momentum, NAdam, Nesterov, RMSProp, WeightDecay,
 };
 pub use train::{
-    progress_enabled, set_progress, throttle, throttle_event, train, train_with, try_train_with, CallbackResult, IntoBatch, TrainEvent, TrainSummary,
+    progress_enabled, set_progress, throttle, throttle_event, train, train_with, try_train_with, CallbackError, CallbackResult, IntoBatch, TrainEvent,
+    TrainSummary,
 };

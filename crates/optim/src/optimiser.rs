@@ -84,6 +84,15 @@ pub enum OptimError {
         /// The loss value.
         loss: f64,
     },
+    /// A training callback returned an error (a checkpoint that could not be written, say);
+    /// the update of that step was applied, and the loop stopped.
+    #[error("train: the callback failed at step {step}: {source}")]
+    Callback {
+        /// The 1-based step.
+        step: usize,
+        /// The callback's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// An optimisation rule: Flux's `apply!` ([`Optimiser::apply_step`]) plus the `update!` that

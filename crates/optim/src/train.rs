@@ -1,6 +1,7 @@
 //! The training loop (Flux's `train!`), callbacks that can stop it, [`throttle`], and a progress
-//! line for long runs.
+//! bar for long runs.
 
+use std::error::Error;
 use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -53,15 +54,17 @@ impl IntoBatch for &(Tensor, Tensor) {
 ///
 /// ```
 /// use flux_optim::TrainEvent;
-/// let e = TrainEvent { step: 1, loss: 0.5, elapsed: std::time::Duration::ZERO };
+/// let e = TrainEvent { step: 1, loss: 0.5, lr: Some(0.01), elapsed: std::time::Duration::ZERO };
 /// assert_eq!(e.step, 1);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainEvent {
-    /// The step just taken, from 1.
+    /// The step just taken, from 1 in each call of the loop.
     pub step: usize,
     /// The loss at this step's data, before the update.
     pub loss: f64,
+    /// The learning rate this step used ([`Optimiser::lr`]; `None` for rules without one).
+    pub lr: Option<f64>,
     /// Time since the loop started.
     pub elapsed: Duration,
 }
@@ -75,12 +78,15 @@ pub struct TrainEvent {
 /// let data = vec![(Var::scalar(1.0), Var::scalar(0.0)); 3];
 /// let s = train(|x: &Var, y: &Var| (&w * x - y).powi(2), &params![&w], &data, &mut Descent::new(0.1));
 /// assert_eq!(s.steps, 3);
+/// assert_eq!(s.losses.len(), 3);
 /// assert!(!s.stopped_early);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TrainSummary {
     /// Steps taken.
     pub steps: usize,
+    /// The loss of every step taken, in order (`losses.len() == steps`).
+    pub losses: Vec<f64>,
     /// The loss at the last step (NaN if no step was taken).
     pub last_loss: f64,
     /// The mean loss over the steps taken (NaN if none).
@@ -91,8 +97,15 @@ pub struct TrainSummary {
     pub elapsed: Duration,
 }
 
+/// The error a failing callback ends training with (inside [`OptimError::Callback`]).
+pub type CallbackError = Box<dyn Error + Send + Sync>;
+
 /// What a callback may return: `()` (go on), [`ControlFlow`] (`Break` stops the loop, Flux's
-/// `Flux.stop()`), or an `Option` of either (`None` goes on; what [`throttle_event`] returns).
+/// `Flux.stop()`), an `Option` of either (`None` goes on; what [`throttle_event`] and
+/// [`every`](crate::every) return), a `Result` of any of these (an `Err` stops the loop, and
+/// [`try_train_with`] returns it as [`OptimError::Callback`]), or a tuple of them, so that
+/// several callbacks run at every step: `|e| (record(e), save(e), stop(e))` stops when any
+/// of them says so.
 ///
 /// ```
 /// use flux_optim::CallbackResult;
@@ -100,15 +113,31 @@ pub struct TrainSummary {
 /// assert!(ControlFlow::<()>::Break(()).should_stop());
 /// assert!(!().should_stop());
 /// assert!(!None::<ControlFlow<()>>.should_stop());
+/// assert!(Err::<(), _>("disk full").should_stop());
+/// assert!(((), ControlFlow::<()>::Break(())).should_stop());
+/// assert_eq!(((), Err::<(), _>("disk full")).outcome().unwrap_err().to_string(), "disk full");
 /// ```
-pub trait CallbackResult {
+pub trait CallbackResult: Sized {
     /// True to stop training after this step.
     fn should_stop(self) -> bool;
+
+    /// `Ok(stop)`, or the callback's error (which also stops training). The default is
+    /// `Ok(self.should_stop())`.
+    fn outcome(self) -> Result<bool, CallbackError> {
+        Ok(self.should_stop())
+    }
 }
 
 impl CallbackResult for () {
     fn should_stop(self) -> bool {
         false
+    }
+}
+
+impl CallbackResult for bool {
+    /// `true` stops (what Flux's `early_stopping` returns).
+    fn should_stop(self) -> bool {
+        self
     }
 }
 
@@ -122,14 +151,52 @@ impl<T: CallbackResult> CallbackResult for Option<T> {
     fn should_stop(self) -> bool {
         self.is_some_and(CallbackResult::should_stop)
     }
+    fn outcome(self) -> Result<bool, CallbackError> {
+        self.map_or(Ok(false), CallbackResult::outcome)
+    }
 }
+
+impl<T: CallbackResult, E: Into<CallbackError>> CallbackResult for Result<T, E> {
+    fn should_stop(self) -> bool {
+        self.map_or(true, CallbackResult::should_stop)
+    }
+    fn outcome(self) -> Result<bool, CallbackError> {
+        self.map_err(Into::into)?.outcome()
+    }
+}
+
+macro_rules! tuple_callback_result {
+    ($($t:ident $v:ident),+) => {
+        impl<$($t: CallbackResult),+> CallbackResult for ($($t,)+) {
+            fn should_stop(self) -> bool {
+                let ($($v,)+) = self;
+                false $(| $v.should_stop())+
+            }
+            /// Every member's outcome; the first error, else stop if any says so.
+            fn outcome(self) -> Result<bool, CallbackError> {
+                let ($($v,)+) = self;
+                let mut stop = false;
+                $(stop |= $v.outcome()?;)+
+                Ok(stop)
+            }
+        }
+    };
+}
+tuple_callback_result!(A a, B b);
+tuple_callback_result!(A a, B b, C c);
+tuple_callback_result!(A a, B b, C c, D d);
+tuple_callback_result!(A a, B b, C c, D d, E e);
+tuple_callback_result!(A a, B b, C c, D d, E e, F f);
 
 /// 0: automatic (on when stderr is a terminal), 1: on, 2: off.
 static PROGRESS: AtomicU8 = AtomicU8::new(0);
 
-/// Turns the progress line of [`train`] on or off for the whole program. By default it is shown
-/// only when stderr is a terminal, and only for runs longer than two seconds; it is one line,
-/// rewritten in place at most twice a second, and ends with a newline when the loop ends.
+/// Turns the progress bar of [`train`] on or off for the whole program. By default it is shown
+/// only when stderr is a terminal (so CI logs and redirected output stay clean), and only for
+/// runs longer than two seconds: an [`indicatif`] bar with the step, the loss, steps per second
+/// and the time left (when the number of steps is known), redrawn a few times a second and left
+/// on screen when the loop ends. `set_progress(true)` shows it even when stderr is not a
+/// terminal, one line rewritten in place.
 ///
 /// ```
 /// flux_optim::set_progress(false);
@@ -139,7 +206,7 @@ pub fn set_progress(on: bool) {
     PROGRESS.store(if on { 1 } else { 2 }, Ordering::Relaxed);
 }
 
-/// Is the progress line shown (see [`set_progress`])?
+/// Is the progress bar shown (see [`set_progress`])?
 ///
 /// ```
 /// flux_optim::set_progress(true);
@@ -154,18 +221,57 @@ pub fn progress_enabled() -> bool {
     }
 }
 
-/// A progress line on stderr.
-struct ProgressLine {
-    on: bool,
-    start: Instant,
-    last: Option<Instant>,
-    total: Option<usize>,
-    shown: bool,
+/// stderr as a terminal for indicatif when it is not one but [`set_progress`]`(true)` asked
+/// for the bar: one line, rewritten with a carriage return and an erase-line escape.
+#[derive(Debug)]
+struct ForcedStderr;
+
+impl indicatif::TermLike for ForcedStderr {
+    fn width(&self) -> u16 {
+        100
+    }
+    fn move_cursor_up(&self, _n: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _n: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _n: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _n: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        writeln!(std::io::stderr().lock(), "{s}")
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        write!(std::io::stderr().lock(), "{s}")
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        write!(std::io::stderr().lock(), "\r\x1b[2K")
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
-impl ProgressLine {
-    fn new(total: Option<usize>) -> ProgressLine {
-        ProgressLine { on: progress_enabled(), start: Instant::now(), last: None, total, shown: false }
+/// The progress bar of one training loop: nothing is drawn (or allocated) until the loop has run
+/// for two seconds with the display enabled.
+struct Progress {
+    on: bool,
+    start: Instant,
+    total: Option<usize>,
+    bar: Option<indicatif::ProgressBar>,
+    last_msg: Option<Instant>,
+}
+
+impl Progress {
+    const DELAY: Duration = Duration::from_secs(2);
+    const MSG_EVERY: Duration = Duration::from_millis(200);
+
+    fn new(total: Option<usize>) -> Progress {
+        Progress { on: progress_enabled(), start: Instant::now(), total, bar: None, last_msg: None }
     }
 
     fn tick(&mut self, step: usize, loss: f64) {
@@ -173,27 +279,62 @@ impl ProgressLine {
             return;
         }
         let now = Instant::now();
-        if now.duration_since(self.start) < Duration::from_secs(2) || self.last.is_some_and(|t| now.duration_since(t) < Duration::from_millis(500)) {
-            return;
+        if self.bar.is_none() {
+            if now.duration_since(self.start) < Self::DELAY {
+                return;
+            }
+            self.bar = Some(self.make_bar());
         }
-        self.last = Some(now);
-        self.print(step, loss);
+        let Some(bar) = &self.bar else { return };
+        if self.last_msg.is_none_or(|t| now.duration_since(t) >= Self::MSG_EVERY) {
+            self.last_msg = Some(now);
+            bar.set_message(Self::message(step, self.total, loss, now.duration_since(self.start)));
+        }
+        bar.set_position(step as u64);
     }
 
-    fn print(&mut self, step: usize, loss: f64) {
-        let secs = self.start.elapsed().as_secs_f64();
-        let rate = step as f64 / secs.max(1e-9);
-        let of = self.total.map(|t| format!("/{t}")).unwrap_or_default();
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\rtrain: step {step}{of}  loss {loss:.6}  {rate:.1} steps/s  {secs:.1}s   ");
-        let _ = err.flush();
-        self.shown = true;
+    fn make_bar(&self) -> indicatif::ProgressBar {
+        use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr_with_hz(4)
+        } else {
+            ProgressDrawTarget::term_like_with_hz(Box::new(ForcedStderr), 2)
+        };
+        let template = match self.total {
+            Some(_) => "train {bar:30.cyan/blue} step {pos}/{len}  {msg}",
+            None => "train {spinner} step {pos}  {msg}",
+        };
+        let style = ProgressStyle::with_template(template).expect("a valid progress template").progress_chars("=> ");
+        ProgressBar::with_draw_target(self.total.map(|t| t as u64), target).with_style(style).with_elapsed(self.start.elapsed())
+    }
+
+    /// `loss 0.1234  56.7 steps/s  ETA 1m 05s` (the ETA when the number of steps is known and
+    /// the loop has not ended).
+    fn message(step: usize, total: Option<usize>, loss: f64, elapsed: Duration) -> String {
+        let rate = step as f64 / elapsed.as_secs_f64().max(1e-9);
+        let loss = if loss != 0.0 && loss.abs() < 1e-3 { format!("{loss:.3e}") } else { format!("{loss:.4}") };
+        let eta = match total {
+            Some(t) if t > step && rate > 0.0 => format!("  ETA {}", Self::duration((t - step) as f64 / rate)),
+            _ => String::new(),
+        };
+        format!("loss {loss}  {rate:.1} steps/s{eta}")
+    }
+
+    /// `42s`, `3m 07s`, `2h 05m`.
+    fn duration(secs: f64) -> String {
+        let s = secs.ceil() as u64;
+        match s {
+            0..60 => format!("{s}s"),
+            60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+            _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        }
     }
 
     fn finish(&mut self, step: usize, loss: f64) {
-        if self.shown {
-            self.print(step, loss);
-            let _ = writeln!(std::io::stderr());
+        if let Some(bar) = self.bar.take() {
+            bar.set_position(step as u64);
+            bar.set_message(Self::message(step, None, loss, self.start.elapsed()));
+            bar.abandon();
         }
     }
 }
@@ -222,8 +363,11 @@ where
 }
 
 /// [`train`] with a callback after every step (Flux's `cb`), which may stop the loop by
-/// returning `ControlFlow::Break(())` (Flux's `Flux.stop()`). Wrap the callback in
-/// [`throttle_event`] to run it at most once per interval. Panics on a non-finite loss.
+/// returning `ControlFlow::Break(())` (Flux's `Flux.stop()`) or an `Err` (see
+/// [`CallbackResult`]). Wrap the callback in [`throttle_event`] to run it at most once per
+/// interval, or [`every`](crate::every) to run it every n steps; ready-made ones: [`History::recorder`](crate::History::recorder),
+/// [`EarlyStopping`](crate::EarlyStopping), [`checkpoint_every`](crate::checkpoint_every),
+/// [`log_every`](crate::log_every). Panics on a non-finite loss or a callback's error.
 ///
 /// ```
 /// use std::ops::ControlFlow;
@@ -249,8 +393,9 @@ where
 }
 
 /// Fallible [`train_with`]: stops with [`OptimError::NonFiniteLoss`] (before applying that
-/// step) when the loss is NaN or infinite, and with the update's error if a gradient does not
-/// fit its parameter.
+/// step) when the loss is NaN or infinite, with the update's error if a gradient does not
+/// fit its parameter, and with [`OptimError::Callback`] when the callback returns an `Err`
+/// (after that step's update).
 ///
 /// ```
 /// use flux_optim::{try_train_with, Descent, OptimError, TrainEvent};
@@ -276,8 +421,9 @@ where
         _ => None,
     };
     let start = Instant::now();
-    let mut progress = ProgressLine::new(total);
+    let mut progress = Progress::new(total);
     let (mut steps, mut last_loss, mut sum, mut stopped_early) = (0usize, f64::NAN, 0.0, false);
+    let mut losses = Vec::with_capacity(total.unwrap_or(0));
     for item in iter {
         let (x, y) = item.into_batch();
         let mut value = f64::NAN;
@@ -293,19 +439,31 @@ where
             progress.finish(steps, last_loss);
             return Err(OptimError::NonFiniteLoss { step: steps + 1, loss: value });
         }
-        opt.try_update(ps, &gs)?;
+        let lr = opt.lr();
+        if let Err(e) = opt.try_update(ps, &gs) {
+            progress.finish(steps, last_loss);
+            return Err(e);
+        }
         steps += 1;
         last_loss = value;
         sum += value;
+        losses.push(value);
         progress.tick(steps, value);
-        if cb(&TrainEvent { step: steps, loss: value, elapsed: start.elapsed() }).should_stop() {
-            stopped_early = true;
-            break;
+        match cb(&TrainEvent { step: steps, loss: value, lr, elapsed: start.elapsed() }).outcome() {
+            Ok(false) => {}
+            Ok(true) => {
+                stopped_early = true;
+                break;
+            }
+            Err(source) => {
+                progress.finish(steps, last_loss);
+                return Err(OptimError::Callback { step: steps, source });
+            }
         }
     }
     progress.finish(steps, last_loss);
     let mean_loss = if steps == 0 { f64::NAN } else { sum / steps as f64 };
-    Ok(TrainSummary { steps, last_loss, mean_loss, stopped_early, elapsed: start.elapsed() })
+    Ok(TrainSummary { steps, losses, last_loss, mean_loss, stopped_early, elapsed: start.elapsed() })
 }
 
 /// Flux's `throttle(f, timeout)`: a closure that calls `f` at most once every `seconds` (the
@@ -357,5 +515,20 @@ pub fn throttle_event<R>(mut f: impl FnMut(&TrainEvent) -> R, seconds: f64) -> i
                 Some(f(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_message_reads_well() {
+        assert_eq!(Progress::message(50, Some(150), 0.25, Duration::from_secs(2)), "loss 0.2500  25.0 steps/s  ETA 4s");
+        assert_eq!(Progress::message(150, Some(150), 1e-5, Duration::from_secs(2)), "loss 1.000e-5  75.0 steps/s");
+        assert_eq!(Progress::message(10, None, 0.0, Duration::from_secs(10)), "loss 0.0000  1.0 steps/s");
+        assert_eq!(Progress::duration(0.2), "1s");
+        assert_eq!(Progress::duration(185.0), "3m 05s");
+        assert_eq!(Progress::duration(7500.0), "2h 05m");
     }
 }

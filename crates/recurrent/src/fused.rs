@@ -482,6 +482,11 @@ impl CustomOp for LstmSlot {
 /// fit the fused path (inputs of rank > 2, steps of different shapes, a state that does not
 /// match the batch): the caller then steps one at a time.
 pub(crate) fn lstm_seq(wi: &Var, wh: &Var, b: &Var, h0: &Var, c0: &Var, xs: &[Var]) -> Option<((Var, Var), Vec<Var>)> {
+    // forward mode (`jvp`) cannot see through the fused ops, which hand gradients to each other
+    // outside the graph: the caller's step-by-step cell, made of ordinary ops, carries tangents
+    if flux_autograd::in_jvp() {
+        return None;
+    }
     let x0 = xs.first()?.shape();
     if x0.rank() == 0 || x0.rank() > 2 || xs.iter().any(|x| x.shape() != x0) {
         return None;

@@ -72,7 +72,7 @@ pub(crate) trait Kern: GemmElement {
 impl Kern for f64 {
     #[inline(always)]
     fn sigmoid(x: f64) -> f64 {
-        flux_tensor::unary::sigmoid(x)
+        flux_tensor::sigmoid(x)
     }
     #[inline(always)]
     fn tanh_k(x: f64) -> f64 {

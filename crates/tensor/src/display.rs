@@ -13,19 +13,34 @@ fn formatted(t: &Tensor) -> Vec<String> {
     crate::dispatch!(t, |v: T| v.iter().map(|x| format!("{x:?}")).collect())
 }
 
-/// Julia's summary: `5-element Vector{Float32}`, `2×3 Matrix{Float64}`, `2×3×4 Array{Float64, 3}`.
-///
-/// ```
-/// use flux_tensor::{display::summary, Tensor};
-/// assert_eq!(summary(&Tensor::zeros(&[2, 3])), "2×3 Matrix{Float64}");
-/// ```
-pub fn summary(t: &Tensor) -> String {
-    let ty = t.dtype().julia_name();
-    match t.rank() {
-        0 => format!("0-dimensional Array{{{ty}, 0}}"),
-        1 => format!("{}-element Vector{{{ty}}}", t.shape()[0]),
-        2 => format!("{} Matrix{{{ty}}}", t.shape().times_string()),
-        r => format!("{} Array{{{ty}, {r}}}", t.shape().times_string()),
+impl Tensor {
+    /// Julia's summary: `5-element Vector{Float32}`, `2×3 Matrix{Float64}`,
+    /// `2×3×4 Array{Float64, 3}` (the first line of `Display`).
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// assert_eq!(Tensor::zeros(&[2, 3]).summary(), "2×3 Matrix{Float64}");
+    /// ```
+    pub fn summary(&self) -> String {
+        let ty = self.dtype().julia_name();
+        match self.rank() {
+            0 => format!("0-dimensional Array{{{ty}, 0}}"),
+            1 => format!("{}-element Vector{{{ty}}}", self.shape()[0]),
+            2 => format!("{} Matrix{{{ty}}}", self.shape().times_string()),
+            r => format!("{} Array{{{ty}, {r}}}", self.shape().times_string()),
+        }
+    }
+
+    /// The compact inline form Julia uses inside containers: `[0.1, 0.2]` or `Float32[0.1, 0.2]`,
+    /// matrices as `[1.0 3.0; 2.0 4.0]`, eliding past a few entries.
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// assert_eq!(Tensor::from_vec(vec![1.0, 2.0], &[2]).inline(), "[1.0, 2.0]");
+    /// assert_eq!(Tensor::from_vec(vec![1.0f32, 2.0], &[2]).inline(), "Float32[1.0, 2.0]");
+    /// ```
+    pub fn inline(&self) -> String {
+        inline(self)
     }
 }
 
@@ -71,7 +86,7 @@ impl fmt::Display for Tensor {
         if self.rank() == 0 {
             return write!(f, "{}", cells[0]);
         }
-        writeln!(f, "{}:", summary(self))?;
+        writeln!(f, "{}:", self.summary())?;
         match self.rank() {
             1 => write_matrix(f, &cells, self.shape()[0], 1),
             _ => {
@@ -111,15 +126,8 @@ impl fmt::Debug for Tensor {
     }
 }
 
-/// The compact inline form Julia uses inside containers: `[0.1, 0.2]` or `Float32[0.1, 0.2]`,
-/// matrices as `[1.0 3.0; 2.0 4.0]`, eliding past a few entries.
-///
-/// ```
-/// use flux_tensor::{display::inline, Tensor};
-/// assert_eq!(inline(&Tensor::from_vec(vec![1.0, 2.0], &[2])), "[1.0, 2.0]");
-/// assert_eq!(inline(&Tensor::from_vec(vec![1.0f32, 2.0], &[2])), "Float32[1.0, 2.0]");
-/// ```
-pub fn inline(t: &Tensor) -> String {
+/// [`Tensor::inline`].
+fn inline(t: &Tensor) -> String {
     let cells = formatted(t);
     let prefix = if t.dtype() == crate::DType::F32 { "Float32" } else { "" };
     match t.rank() {

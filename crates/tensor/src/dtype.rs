@@ -67,14 +67,67 @@ impl fmt::Display for DType {
     }
 }
 
-/// A float type that kernels are written over (`f32` and `f64`).
+/// Keeps [`Element`] (and with it [`StorageElement`](crate::StorageElement) and
+/// [`GemmElement`](crate::GemmElement)) implemented for `f32` and `f64` only: the module is
+/// private, so no other crate can name `Sealed`, let alone implement it.
+pub(crate) mod sealed {
+    /// The private supertrait of [`Element`](super::Element).
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// A float type that kernels are written over: `f32` and `f64`, and nothing else.
 ///
 /// ```
 /// use flux_tensor::Element;
 /// assert_eq!(<f32 as Element>::from_f64(0.5), 0.5f32);
 /// ```
+///
+/// The trait is sealed: kernels (the GEMM among them) may rely on every `Element` being one of
+/// the two IEEE types its [`DType`] names, so it cannot be implemented outside flux-tensor. Even a
+/// type that provides everything else does not compile:
+///
+/// ```compile_fail
+/// use flux_tensor::{DType, Element};
+/// # use std::{fmt, ops};
+/// #[derive(Clone, Copy, PartialEq, PartialOrd, Debug)]
+/// struct MyFloat(f64);
+/// # impl fmt::Display for MyFloat {
+/// #     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { self.0.fmt(f) }
+/// # }
+/// # macro_rules! binop { ($($tr:ident $f:ident),*) => { $(impl ops::$tr for MyFloat {
+/// #     type Output = MyFloat;
+/// #     fn $f(self, o: MyFloat) -> MyFloat { MyFloat(ops::$tr::$f(self.0, o.0)) }
+/// # })* } }
+/// # binop!(Add add, Sub sub, Mul mul, Div div);
+/// # impl ops::Neg for MyFloat { type Output = MyFloat; fn neg(self) -> MyFloat { MyFloat(-self.0) } }
+/// # impl ops::AddAssign for MyFloat { fn add_assign(&mut self, o: MyFloat) { self.0 += o.0 } }
+/// # impl std::iter::Sum for MyFloat {
+/// #     fn sum<I: Iterator<Item = MyFloat>>(it: I) -> MyFloat { MyFloat(it.map(|x| x.0).sum()) }
+/// # }
+/// # macro_rules! unary { ($($f:ident),*) => { $(fn $f(self) -> Self { MyFloat(self.0.$f()) })* } }
+/// // ... with Copy, Display, arithmetic and the rest all implemented (hidden here) ...
+/// impl Element for MyFloat { // error: `MyFloat: Sealed` is not satisfied
+///     const DTYPE: DType = DType::F64;
+///     // ... every method, delegating to f64 ...
+/// #   const ZERO: Self = MyFloat(0.0);
+/// #   const ONE: Self = MyFloat(1.0);
+/// #   fn from_f64(x: f64) -> Self { MyFloat(x) }
+/// #   fn to_f64(self) -> f64 { self.0 }
+/// #   unary!(exp, ln, ln_1p, sqrt, abs, sin, cos, tanh);
+/// #   fn powi(self, n: i32) -> Self { MyFloat(self.0.powi(n)) }
+/// #   fn powf(self, y: Self) -> Self { MyFloat(self.0.powf(y.0)) }
+/// #   fn maximum(self, o: Self) -> Self { MyFloat(self.0.max(o.0)) }
+/// #   fn minimum(self, o: Self) -> Self { MyFloat(self.0.min(o.0)) }
+/// #   fn is_nan(self) -> bool { self.0.is_nan() }
+/// #   fn neg_infinity() -> Self { MyFloat(f64::NEG_INFINITY) }
+/// #   fn infinity() -> Self { MyFloat(f64::INFINITY) }
+/// }
+/// ```
 pub trait Element:
-    Copy
+    sealed::Sealed
+    + Copy
     + Send
     + Sync
     + 'static

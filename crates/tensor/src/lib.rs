@@ -19,29 +19,37 @@
 //! assert_eq!(y.shape(), &[2, 3]);
 //! ```
 
-pub mod binary;
-pub mod display;
-pub mod dtype;
-pub mod error;
-pub mod matmul;
-pub mod ops;
-pub mod random;
-pub mod reduce;
-pub mod shape;
-pub mod shape_ops;
-pub mod softmax;
-pub mod tensor;
-pub mod unary;
+// Unsafe code is confined to `kernels/` (the GEMM entry points); everywhere else it is denied.
+#![deny(unsafe_code)]
+
+// The modules are private: every public item has exactly one path, at the crate root.
+mod binary;
+mod display;
+mod dtype;
+mod error;
+#[allow(unsafe_code)]
+mod kernels;
+mod matmul;
+mod ops;
+mod random;
+mod reduce;
+mod shape;
+mod shape_ops;
+mod softmax;
+mod tensor;
+mod unary;
 
 pub use binary::{broadcast_shape, BinaryOp};
 pub use dtype::{DType, Element};
 pub use error::{Result, TensorError};
-pub use matmul::{num_threads, set_num_threads, GemmElement};
-pub use random::{seed, with_rng};
+pub use kernels::{gemm_portable, num_threads, set_num_threads, GemmElement};
+pub use random::{normal_sample, seed, with_rng, DEFAULT_SEED};
 pub use reduce::ReduceOp;
 pub use shape::Shape;
 pub use tensor::{Elements, IntoStorage, Storage, StorageElement, Tensor};
-pub use unary::UnaryOp;
+pub use unary::{relu, sigmoid, sign, softplus, UnaryOp};
+
+pub(crate) use tensor::dispatch;
 
 /// The random-number crate that `*_with` constructors take generators from.
 pub use rand;

@@ -1,180 +1,11 @@
-//! Matrix products. Every product goes through a real GEMM: the `gemm` crate (AVX-512 kernels
-//! picked at run time, multithreaded for large products) or `matrixmultiply` as the portable
-//! fallback. Transposed operands are passed as strides, never copied.
+//! Matrix products on tensors: shapes, promotion and errors. Every product goes through the GEMM
+//! in `kernels` (the `gemm` crate, or `matrixmultiply` as the portable fallback); transposed
+//! operands are passed as strides, never copied.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use crate::dtype::Element;
 use crate::error::{Result, TensorError};
+use crate::kernels::{batch_products, GemmElement};
 use crate::shape::Shape;
-use crate::tensor::{StorageElement, Tensor};
-
-static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
-
-/// Work (multiply-adds) below which a product runs on one thread: handing a small product to a
-/// second core costs more than it saves.
-const PARALLEL_MIN_WORK: usize = 96 * 96 * 96;
-
-/// Sets how many threads a large matrix product may use (0 = all available cores).
-///
-/// ```
-/// flux_tensor::set_num_threads(1);
-/// assert_eq!(flux_tensor::num_threads(), 1);
-/// flux_tensor::set_num_threads(0);
-/// ```
-pub fn set_num_threads(n: usize) {
-    NUM_THREADS.store(n, Ordering::Relaxed);
-}
-
-/// Threads a large matrix product may use.
-///
-/// ```
-/// assert!(flux_tensor::num_threads() >= 1);
-/// ```
-pub fn num_threads() -> usize {
-    match NUM_THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        n => n,
-    }
-}
-
-/// Element types with a GEMM kernel.
-///
-/// ```
-/// use flux_tensor::GemmElement;
-/// let a = [1.0f32, 2.0, 3.0, 4.0]; // [1 3; 2 4]
-/// let mut c = [0.0f32; 4];
-/// f32::gemm(2, 2, 2, &a, true, &a, false, &mut c, false); // aᵀ·a
-/// assert_eq!(c, [5.0, 11.0, 11.0, 25.0]);
-/// ```
-pub trait GemmElement: StorageElement {
-    /// `c = a·b + (accumulate ? c : 0)`, all column-major; `a` is `[m, k]` (or `[k, m]` read
-    /// transposed when `ta`), `b` is `[k, n]` (or `[n, k]` when `tb`), `c` is `[m, n]`.
-    fn gemm(m: usize, n: usize, k: usize, a: &[Self], ta: bool, b: &[Self], tb: bool, c: &mut [Self], accumulate: bool) {
-        assert!(c.len() >= m * n, "gemm: operand too small");
-        // SAFETY: `c` holds m·n initialised elements (asserted).
-        unsafe { Self::gemm_raw(m, n, k, a, ta, b, tb, c.as_mut_ptr(), accumulate) }
-    }
-
-    /// [`GemmElement::gemm`] into raw memory: without `accumulate` the `m·n` elements at `c` are
-    /// only written, never read, so they may be uninitialised.
-    ///
-    /// # Safety
-    /// `c` is valid for writes of `m·n` elements (and reads, when `accumulate`), and nothing
-    /// else accesses them during the call.
-    #[doc(hidden)]
-    unsafe fn gemm_raw(m: usize, n: usize, k: usize, a: &[Self], ta: bool, b: &[Self], tb: bool, c: *mut Self, accumulate: bool);
-}
-
-/// (row stride, column stride) of a column-major `[rows, cols]` operand, or of its transpose.
-#[inline]
-fn strides(rows: usize, cols: usize, transposed: bool) -> (isize, isize) {
-    if transposed {
-        // the stored matrix is [cols, rows]; element (i, j) lives at j + i * cols
-        (cols as isize, 1)
-    } else {
-        (1, rows as isize)
-    }
-}
-
-macro_rules! impl_gemm {
-    ($t:ty, $mm:ident) => {
-        impl GemmElement for $t {
-            unsafe fn gemm_raw(m: usize, n: usize, k: usize, a: &[$t], ta: bool, b: &[$t], tb: bool, c: *mut $t, accumulate: bool) {
-                assert!(a.len() >= m * k && b.len() >= k * n, "gemm: operand too small");
-                if m == 0 || n == 0 {
-                    return;
-                }
-                if k == 0 {
-                    if !accumulate {
-                        // SAFETY: c is valid for m·n writes (the caller's contract).
-                        unsafe { std::ptr::write_bytes(c, 0, m * n) };
-                    }
-                    return;
-                }
-                let (ars, acs) = strides(m, k, ta);
-                let (brs, bcs) = strides(k, n, tb);
-                #[cfg(feature = "gemm")]
-                {
-                    let threads = num_threads();
-                    let par = if threads > 1 && m * n * k >= PARALLEL_MIN_WORK { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-                    // SAFETY: the assert above bounds every index the strides reach in a (m×k)
-                    // and b (k×n), each column-major or transposed in place; c is the caller's
-                    // m×n buffer, read only when accumulating.
-                    unsafe {
-                        gemm::gemm(m, n, k, c, m as isize, 1, accumulate, a.as_ptr(), acs, ars, b.as_ptr(), bcs, brs, 1.0, 1.0, false, false, false, par);
-                    }
-                }
-                #[cfg(not(feature = "gemm"))]
-                {
-                    // with beta = 0 matrixmultiply does not read c
-                    let beta = if accumulate { 1.0 } else { 0.0 };
-                    let _ = PARALLEL_MIN_WORK;
-                    // SAFETY: as above, the strides stay inside the asserted lengths.
-                    unsafe {
-                        matrixmultiply::$mm(m, k, n, 1.0, a.as_ptr(), ars, acs, b.as_ptr(), brs, bcs, beta, c, 1, m as isize);
-                    }
-                }
-            }
-        }
-    };
-}
-
-impl_gemm!(f32, sgemm);
-impl_gemm!(f64, dgemm);
-
-/// The portable path, always available: `matrixmultiply`, single-threaded. Used by tests to
-/// check the `gemm` crate against an independent implementation.
-///
-/// ```
-/// let a = [1.0f64, 2.0, 3.0, 4.0]; // [1 3; 2 4]
-/// let mut c = [0.0f64; 4];
-/// flux_tensor::matmul::gemm_portable(2, 2, 2, &a, false, &a, false, &mut c);
-/// assert_eq!(c, [7.0, 10.0, 15.0, 22.0]);
-/// ```
-pub fn gemm_portable<T: Element>(m: usize, n: usize, k: usize, a: &[T], ta: bool, b: &[T], tb: bool, c: &mut [T]) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: operand too small");
-    let (ars, acs) = strides(m, k, ta);
-    let (brs, bcs) = strides(k, n, tb);
-    // SAFETY: the asserts bound every index; T is f32 or f64, checked by the TypeId match.
-    unsafe {
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr() as *const f32,
-                ars,
-                acs,
-                b.as_ptr() as *const f32,
-                brs,
-                bcs,
-                0.0,
-                c.as_mut_ptr() as *mut f32,
-                1,
-                m as isize,
-            );
-        } else {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr() as *const f64,
-                ars,
-                acs,
-                b.as_ptr() as *const f64,
-                brs,
-                bcs,
-                0.0,
-                c.as_mut_ptr() as *mut f64,
-                1,
-                m as isize,
-            );
-        }
-    }
-}
+use crate::tensor::Tensor;
 
 /// How an operand of [`Tensor::matmul_t`] is read.
 fn as_matrix(op: &'static str, t: &Tensor, other: &Tensor, side: &str) -> Result<(usize, usize)> {
@@ -277,24 +108,6 @@ impl Tensor {
             Tensor::from_typed(batch_products(1, m, n, k, av, ta, bv, tb), shape)
         }))
     }
-}
-
-/// `nb` products `op(a_i)·op(b_i)` of consecutive `[m, k]` and `[k, n]` slices (as stored) into a
-/// new `[m, n, nb]` buffer that is never cleared first: the GEMM writes every element.
-#[allow(clippy::too_many_arguments)]
-fn batch_products<T: GemmElement>(nb: usize, m: usize, n: usize, k: usize, a: &[T], ta: bool, b: &[T], tb: bool) -> Vec<T> {
-    let (sa, sb, sc) = (m * k, k * n, m * n);
-    assert!(a.len() >= nb * sa && b.len() >= nb * sb, "batched gemm: operand too small");
-    let mut c: Vec<T> = Vec::with_capacity(nb * sc);
-    // SAFETY: room for nb·m·n elements; each call writes its own m·n slice in full and reads
-    // none of it (no accumulation), so all are initialised before the length covers them.
-    unsafe {
-        for i in 0..nb {
-            T::gemm_raw(m, n, k, &a[i * sa..(i + 1) * sa], ta, &b[i * sb..(i + 1) * sb], tb, c.as_mut_ptr().add(i * sc), false);
-        }
-        c.set_len(nb * sc);
-    }
-    c
 }
 
 fn mismatch(a: &Tensor, b: &Tensor, k1: usize, k2: usize) -> TensorError {
@@ -455,7 +268,7 @@ mod tests {
             let b = Tensor::randn(&[n + 3, n - 1]).to_f32();
             let got = a.matmul(&b);
             let mut want = vec![0.0f32; n * (n - 1)];
-            gemm_portable(n, n - 1, n + 3, a.as_slice::<f32>().unwrap(), false, b.as_slice::<f32>().unwrap(), false, &mut want);
+            crate::gemm_portable(n, n - 1, n + 3, a.as_slice::<f32>().unwrap(), false, b.as_slice::<f32>().unwrap(), false, &mut want);
             for (g, w) in got.to_vec_f32().iter().zip(&want) {
                 assert!((g - w).abs() <= 1e-3 * (1.0 + w.abs()));
             }

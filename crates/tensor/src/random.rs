@@ -16,7 +16,7 @@ use crate::tensor::Tensor;
 /// ```
 /// // a fresh thread starts from DEFAULT_SEED, so this is reproducible
 /// let a = std::thread::spawn(|| flux_tensor::Tensor::rand(&[2])).join().unwrap();
-/// flux_tensor::seed(flux_tensor::random::DEFAULT_SEED);
+/// flux_tensor::seed(flux_tensor::DEFAULT_SEED);
 /// assert_eq!(a, flux_tensor::Tensor::rand(&[2]));
 /// ```
 pub const DEFAULT_SEED: u64 = 0x5EED_F1A5;
@@ -56,7 +56,7 @@ pub fn with_rng<R>(f: impl FnOnce(&mut StdRng) -> R) -> R {
 /// ```
 /// use flux_tensor::rand::SeedableRng;
 /// let mut rng = flux_tensor::rand::rngs::StdRng::seed_from_u64(1);
-/// assert!(flux_tensor::random::normal_sample(&mut rng).is_finite());
+/// assert!(flux_tensor::normal_sample(&mut rng).is_finite());
 /// ```
 pub fn normal_sample<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     loop {

@@ -166,8 +166,6 @@ impl Data {
 }
 
 /// Runs `$body` with `$v` bound to the tensor's typed slice and `$T` to its element type.
-#[macro_export]
-#[doc(hidden)]
 macro_rules! dispatch {
     ($t:expr, |$v:ident : $T:ident| $body:expr) => {
         match $t.elements() {
@@ -186,6 +184,7 @@ macro_rules! dispatch {
         }
     };
 }
+pub(crate) use dispatch;
 
 impl Tensor {
     /// Wraps storage and a shape. The storage length must equal the shape's element count.
@@ -203,7 +202,8 @@ impl Tensor {
         Ok(Tensor { data: Data::shared(storage), shape: Shape::new(shape) })
     }
 
-    /// Internal constructor from a typed vector whose length is known to match.
+    /// Constructor from a typed vector whose length the caller knows to match (kernels' fast
+    /// path: no `Result`); panics if it does not.
     ///
     /// ```
     /// use flux_tensor::{Shape, Tensor};
@@ -212,15 +212,18 @@ impl Tensor {
     /// ```
     #[inline]
     pub fn from_typed<T: StorageElement>(v: Vec<T>, shape: Shape) -> Tensor {
-        debug_assert_eq!(v.len(), shape.numel());
+        // a real assert: code elsewhere (unsafe kernels among it) may index the elements by the
+        // shape, so a safe caller must not be able to make the two disagree
+        assert_eq!(v.len(), shape.numel(), "from_typed: {} elements for shape {:?}", v.len(), shape.dims());
         if v.len() == 1 {
             return Tensor::from_one(v[0], shape);
         }
         Tensor { data: Data::Shared(Arc::new(T::wrap(v))), shape }
     }
 
-    /// Internal constructor of a one-element tensor of any shape with one element (`[]`, `[1]`,
-    /// `[1, 1]`, ...): the element is kept inline, nothing is allocated.
+    /// Constructor of a one-element tensor of any shape with one element (`[]`, `[1]`,
+    /// `[1, 1]`, ...): the element is kept inline, nothing is allocated. Panics for any other
+    /// shape.
     ///
     /// ```
     /// use flux_tensor::{Shape, Tensor};
@@ -229,7 +232,7 @@ impl Tensor {
     /// ```
     #[inline]
     pub fn from_one<T: Element>(x: T, shape: Shape) -> Tensor {
-        debug_assert_eq!(shape.numel(), 1);
+        assert_eq!(shape.numel(), 1, "from_one: shape {:?} does not hold one element", shape.dims());
         Tensor { data: Data::one(x), shape }
     }
 

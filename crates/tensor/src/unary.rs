@@ -141,7 +141,7 @@ impl UnaryOp {
 /// `sign(x)`: -1, 0 or 1 (NaN stays NaN).
 ///
 /// ```
-/// assert_eq!(flux_tensor::unary::sign(-3.0f64), -1.0);
+/// assert_eq!(flux_tensor::sign(-3.0f64), -1.0);
 /// ```
 #[inline(always)]
 pub fn sign<T: Element>(x: T) -> T {
@@ -157,7 +157,7 @@ pub fn sign<T: Element>(x: T) -> T {
 /// Logistic sigmoid that never overflows: for negative `x` it uses `e^x / (1 + e^x)`.
 ///
 /// ```
-/// assert_eq!(flux_tensor::unary::sigmoid(-1000.0f32), 0.0);
+/// assert_eq!(flux_tensor::sigmoid(-1000.0f32), 0.0);
 /// ```
 #[inline(always)]
 pub fn sigmoid<T: Element>(x: T) -> T {
@@ -172,7 +172,7 @@ pub fn sigmoid<T: Element>(x: T) -> T {
 /// `max(x, 0)`; NaN stays NaN.
 ///
 /// ```
-/// assert_eq!(flux_tensor::unary::relu(-2.0f64), 0.0);
+/// assert_eq!(flux_tensor::relu(-2.0f64), 0.0);
 /// ```
 #[inline(always)]
 pub fn relu<T: Element>(x: T) -> T {
@@ -186,7 +186,7 @@ pub fn relu<T: Element>(x: T) -> T {
 /// `ln(1 + e^x)` as `max(x, 0) + ln(1 + e^-|x|)`, exact for large |x|.
 ///
 /// ```
-/// assert_eq!(flux_tensor::unary::softplus(1000.0f64), 1000.0);
+/// assert_eq!(flux_tensor::softplus(1000.0f64), 1000.0);
 /// ```
 #[inline(always)]
 pub fn softplus<T: Element>(x: T) -> T {

@@ -85,6 +85,17 @@ pub fn cases() -> Vec<Case> {
     for (ta, tb) in [(true, false), (false, true), (true, true)] {
         v.push(Case::new("matmul", format!("transposed {ta} {tb}"), vec![randn(&[3, 3]), randn(&[3, 3])], move |x| x[0].matmul_t(&x[1], ta, tb).sin()));
     }
+    // matmul_t and bmm_t with every transpose flag and every operand a vector (a one-column
+    // matrix, [r] for matmul_t, [r, 1, batch] for bmm_t) or a matrix: the gradient of a vector
+    // operand must be a vector of its shape
+    for (ta, tb, a_vec, b_vec) in (0..16).map(|i| (i & 1 != 0, i & 2 != 0, i & 4 != 0, i & 8 != 0)) {
+        let (ra, ca, rb, cb) = operand_shapes(ta, tb, a_vec, b_vec);
+        let what = format!("{} {} {ta} {tb}", if a_vec { "vector" } else { "matrix" }, if b_vec { "vector" } else { "matrix" });
+        let (sa, sb) = (if a_vec { vec![ra] } else { vec![ra, ca] }, if b_vec { vec![rb] } else { vec![rb, cb] });
+        v.push(Case::new("matmul", format!("matmul_t {what}: {sa:?}, {sb:?}"), vec![randn(&sa), randn(&sb)], move |x| x[0].matmul_t(&x[1], ta, tb).sin()));
+        let (sa, sb) = ([ra, ca, 2], [rb, cb, 2]);
+        v.push(Case::new("batched_matmul", format!("bmm_t {what}: {sa:?}, {sb:?}"), vec![randn(&sa), randn(&sb)], move |x| x[0].bmm_t(&x[1], ta, tb).sin()));
+    }
     v.push(Case::new("affine", "[3, 4]·[4, 2] .+ [3]", vec![randn(&[3, 4]), randn(&[4, 2]), randn(&[3])], |x| {
         Var::affine(&x[0], &x[1], &x[2]).unwrap().tanh()
     }));
@@ -118,6 +129,31 @@ pub fn cases() -> Vec<Case> {
     v.push(Case::new("softmax", "vector", vec![randn(&[5])], |x| x[0].softmax(0)));
     v.push(Case::new("custom", "cube with a hand-written rule", vec![randn(&[3])], |x| cube(&x[0])));
     v
+}
+
+/// Stored shapes `([ra, ca], [rb, cb])` of two operands of `op(a)·op(b)` with `op(a): [m, k]`,
+/// `op(b): [k, n]`, where a "vector" operand has one column (so a dimension of the product
+/// becomes 1).
+fn operand_shapes(ta: bool, tb: bool, a_vec: bool, b_vec: bool) -> (usize, usize, usize, usize) {
+    let (mut m, mut k, mut n) = (3, 4, 2);
+    // a's stored columns are k (not transposed) or m (transposed); b's are n or k
+    if a_vec {
+        if ta {
+            m = 1
+        } else {
+            k = 1
+        }
+    }
+    if b_vec {
+        if tb {
+            k = 1
+        } else {
+            n = 1
+        }
+    }
+    let (ra, ca) = if ta { (k, m) } else { (m, k) };
+    let (rb, cb) = if tb { (n, k) } else { (k, n) };
+    (ra, ca, rb, cb)
 }
 
 struct Cube;

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use flux_autograd::{gradient_params, no_grad, param, CustomOp, Params, Var};
+use flux_autograd::{gradient_params, jvp_params, no_grad, param, CustomOp, Params, Var};
 use flux_layers::{
     binarycrossentropy, chain, crossentropy, identity, logitbinarycrossentropy, logitcrossentropy, mse, norm, params, sigmoid, softmax, tanh, to_f64,
     trainmode, BatchNorm, Dense, Dropout, Layer, LayerNorm, TrainMode,
@@ -87,6 +87,15 @@ impl<L: Layer> CustomOp for ParamProbe<L> {
             .join()
             .expect("probe backward")
         })
+    }
+    fn jvp(&self, inputs: &[Var], _y: &Var, tangents: &[Option<Var>]) -> Option<Var> {
+        // forward mode runs the layer itself with tangents on its parameters and input
+        let (values, x) = inputs.split_at(self.ps.len());
+        self.set(&values.iter().map(|v| v.data()).collect::<Vec<_>>());
+        let xp = param(x[0].data());
+        let all: Params = self.ps.iter().chain(std::iter::once(&xp)).collect();
+        let vs: Vec<Var> = all.iter().zip(tangents).map(|(p, t)| t.as_ref().map_or_else(|| Var::constant(p.data().zeros_like()), Var::detach)).collect();
+        Some(jvp_params(|| self.layer.forward(&xp), &all, &vs).1.detach())
     }
 }
 

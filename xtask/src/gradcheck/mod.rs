@@ -3,6 +3,7 @@
 
 mod autograd;
 mod compositions;
+mod forward;
 mod layers;
 mod recurrent;
 
@@ -77,7 +78,20 @@ pub fn run(filter: Option<&str>) -> usize {
     first += n;
     second += c2;
     failed += f2;
+    // after the compositions, whose inputs come from the seeded generator that layers in
+    // forward mode (dropout) would otherwise advance
+    let (tangent, mixed, f3) = forward::run(cases.iter().filter(|c| filter.is_none_or(|f| c.op.contains(f))));
+    failed += f3;
     ops.insert("random compositions");
-    println!("gradcheck: {} ops, {} checks (first order {}, second order {}), {} failed", ops.len(), first + second, first, second, failed);
+    println!(
+        "gradcheck: {} ops, {} checks (first order {}, second order {}, forward mode {}, reverse over forward vs forward over reverse {}), {} failed",
+        ops.len(),
+        first + second + tangent + mixed,
+        first,
+        second,
+        tangent,
+        mixed,
+        failed
+    );
     failed
 }

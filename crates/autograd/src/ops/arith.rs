@@ -7,25 +7,31 @@ use crate::op::Op;
 use crate::value::Value;
 use crate::var::Var;
 
-/// `(da, db)` for `y = op(a, b)` with broadcasting: each gradient is summed back to its
-/// input's shape. Comparisons have zero derivative. Values are fetched only where read.
-pub(crate) fn binary_backward<V: Value>(op: BinaryOp, av: &Var, bv: &Var, yv: &Var, g: &V, needs: &[bool]) -> [Option<V>; 2] {
+/// `(ga .* ∂y/∂a, gb .* ∂y/∂b)` for `y = op(a, b)`, in `y`'s (broadcast) shape: the shared
+/// core of the backward rule (`ga = gb = g`) and the tangent rule (`ga`, `gb` the inputs'
+/// tangents). Comparisons have zero derivative. Values are fetched only where read.
+fn scaled_partials<V: Value>(op: BinaryOp, av: &Var, bv: &Var, yv: &Var, ga: Option<&V>, gb: Option<&V>) -> (Option<V>, Option<V>) {
     use BinaryOp::*;
-    let (na, nb) = (needs[0], needs[1]);
     let (a, b, y) = (|| V::of(av), || V::of(bv), || V::of(yv));
-    let (ga, gb) = match op {
-        Add => (na.then(|| g.clone()), nb.then(|| g.clone())),
-        Sub => (na.then(|| g.clone()), nb.then(|| g.neg())),
-        Mul => (na.then(|| g.mul(&b())), nb.then(|| g.mul(&a()))),
-        Div => (na.then(|| g.div(&b())), nb.then(|| g.mul(&y()).div(&b()).neg())),
-        Pow => (na.then(|| g.mul(&b()).mul(&a().binary(&b().unary(UnaryOp::AddScalar(-1.0)), Pow))), nb.then(|| g.mul(&y()).mul(&a().unary(UnaryOp::Ln)))),
+    match op {
+        Add => (ga.cloned(), gb.cloned()),
+        Sub => (ga.cloned(), gb.map(|g| g.neg())),
+        Mul => (ga.map(|g| g.mul(&b())), gb.map(|g| g.mul(&a()))),
+        Div => (ga.map(|g| g.div(&b())), gb.map(|g| g.mul(&y()).div(&b()).neg())),
+        Pow => (ga.map(|g| g.mul(&b()).mul(&a().binary(&b().unary(UnaryOp::AddScalar(-1.0)), Pow))), gb.map(|g| g.mul(&y()).mul(&a().unary(UnaryOp::Ln)))),
         Max | Min => {
-            // the larger (smaller) input takes the gradient; ties go to `a`
+            // the larger (smaller) input takes the derivative; ties go to `a`
             let mask = av.data().binary(&bv.data(), if op == Max { Ge } else { Le });
-            (na.then(|| g.mul_const(&mask)), nb.then(|| g.mul_const(&mask.unary(UnaryOp::RSubScalar(1.0)))))
+            (ga.map(|g| g.mul_const(&mask)), gb.map(|g| g.mul_const(&mask.unary(UnaryOp::RSubScalar(1.0)))))
         }
         Gt | Ge | Lt | Le | Eq => (None, None),
-    };
+    }
+}
+
+/// `(da, db)` for `y = op(a, b)` with broadcasting: each gradient is summed back to its
+/// input's shape.
+pub(crate) fn binary_backward<V: Value>(op: BinaryOp, av: &Var, bv: &Var, yv: &Var, g: &V, needs: &[bool]) -> [Option<V>; 2] {
+    let (ga, gb) = scaled_partials(op, av, bv, yv, needs[0].then_some(g), needs[1].then_some(g));
     let gshape = g.shape();
     let fit = |d: V, v: &Var| {
         let s = v.shape();
@@ -36,6 +42,24 @@ pub(crate) fn binary_backward<V: Value>(op: BinaryOp, av: &Var, bv: &Var, yv: &V
         }
     };
     [ga.map(|d| fit(d, av)), gb.map(|d| fit(d, bv))]
+}
+
+/// Forward mode: `ta .* ∂y/∂a + tb .* ∂y/∂b` (broadcast to `y`'s shape by the caller).
+pub(crate) fn binary_tangent(op: BinaryOp, a: &Var, b: &Var, y: &Var, ta: Option<&Var>, tb: Option<&Var>) -> Option<Var> {
+    match scaled_partials(op, a, b, y, ta, tb) {
+        (Some(da), Some(db)) => Some(da + db),
+        (da, db) => da.or(db),
+    }
+}
+
+/// Forward mode of `sum_to`: the tangent summed the same way.
+pub(crate) fn sum_to_tangent(y: &Var, t: &Var) -> Var {
+    t.sum_to(&y.shape())
+}
+
+/// Forward mode of `broadcast_to`: the tangent stretched the same way.
+pub(crate) fn broadcast_to_tangent(y: &Var, t: &Var) -> Var {
+    t.broadcast_to(&y.shape())
 }
 
 /// Both operands in the wider dtype (Julia's promotion), through a recorded cast.

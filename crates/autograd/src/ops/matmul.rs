@@ -8,12 +8,38 @@ use crate::op::Op;
 use crate::value::Value;
 use crate::var::Var;
 
+/// A gradient in its input's shape: `matmul_t` treats a vector `[n]` as the column `[n, 1]`,
+/// so the product rule gives `[n, 1]` (or `[1, n]`) for it; the input is `[n]`.
+fn like<V: Value>(d: V, x: &V) -> V {
+    let s = x.shape();
+    if d.shape() == s {
+        d
+    } else {
+        d.reshape(&s)
+    }
+}
+
 /// Gradients of `C = op(A) · op(B)`, where `op` transposes when its flag is set:
-/// `dA = G·op(B)ᵀ` (or its transpose), `dB = op(A)ᵀ·G` (or its transpose).
+/// `dA = G·op(B)ᵀ` (or its transpose), `dB = op(A)ᵀ·G` (or its transpose), each in its
+/// input's shape (a vector operand gets a vector gradient).
 pub(crate) fn matmul_backward<V: Value>(a: &V, b: &V, ta: bool, tb: bool, g: &V, needs: &[bool]) -> [Option<V>; 2] {
-    let da = needs[0].then(|| if ta { b.matmul_t(g, tb, true) } else { g.matmul_t(b, false, !tb) });
-    let db = needs[1].then(|| if tb { g.matmul_t(a, true, ta) } else { a.matmul_t(g, !ta, false) });
+    let da = needs[0].then(|| like(if ta { b.matmul_t(g, tb, true) } else { g.matmul_t(b, false, !tb) }, a));
+    let db = needs[1].then(|| like(if tb { g.matmul_t(a, true, ta) } else { a.matmul_t(g, !ta, false) }, b));
     [da, db]
+}
+
+/// Forward mode of `C = op(A)·op(B)`: `op(Ȧ)·op(B) + op(A)·op(Ḃ)`.
+pub(crate) fn matmul_tangent(a: &Var, b: &Var, ta: bool, tb: bool, da: Option<&Var>, db: Option<&Var>) -> Option<Var> {
+    let l = da.map(|da| da.matmul_t(b, ta, tb));
+    let r = db.map(|db| a.matmul_t(db, ta, tb));
+    sum(l, r)
+}
+
+fn sum(a: Option<Var>, b: Option<Var>) -> Option<Var> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Gradients of `y = w·x .+ b`: `dw = g·xᵀ`, `dx = wᵀ·g`, `db = sum(g, dims = 2)`.
@@ -21,11 +47,22 @@ pub(crate) fn affine_backward<V: Value>(w: &V, x: &V, bshape: &[usize], g: &V, n
     [needs[0].then(|| g.matmul_t(x, false, true)), needs[1].then(|| w.matmul_t(g, true, false)), needs[2].then(|| g.sum_to(bshape))]
 }
 
+/// Forward mode of `y = w·x .+ b`: `ẇ·x + w·ẋ .+ ḃ` (the caller broadcasts a lone `ḃ`).
+pub(crate) fn affine_tangent(w: &Var, x: &Var, dw: Option<&Var>, dx: Option<&Var>, db: Option<&Var>) -> Option<Var> {
+    let prod = sum(dw.map(|dw| dw.matmul_t(x, false, false)), dx.map(|dx| w.matmul_t(dx, false, false)));
+    sum(prod, db.cloned())
+}
+
 /// The same rule for batched products, slice by slice.
 pub(crate) fn bmm_backward<V: Value>(a: &V, b: &V, ta: bool, tb: bool, g: &V, needs: &[bool]) -> [Option<V>; 2] {
     let da = needs[0].then(|| if ta { b.bmm_t(g, tb, true) } else { g.bmm_t(b, false, !tb) });
     let db = needs[1].then(|| if tb { g.bmm_t(a, true, ta) } else { a.bmm_t(g, !ta, false) });
     [da, db]
+}
+
+/// Forward mode of batched products: `op(Ȧ_i)·op(B_i) + op(A_i)·op(Ḃ_i)`.
+pub(crate) fn bmm_tangent(a: &Var, b: &Var, ta: bool, tb: bool, da: Option<&Var>, db: Option<&Var>) -> Option<Var> {
+    sum(da.map(|da| da.bmm_t(b, ta, tb)), db.map(|db| a.bmm_t(db, ta, tb)))
 }
 
 impl Var {

@@ -2,6 +2,7 @@
 //! and the backward rules of its family, written over [`crate::Value`].
 
 pub mod arith;
+pub mod checkpoint;
 pub mod custom;
 pub mod matmul;
 pub mod operators;

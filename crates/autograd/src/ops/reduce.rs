@@ -25,6 +25,19 @@ pub(crate) fn backward<V: Value>(op: ReduceOp, x: &V, y: &V, dims: &[usize], g: 
     })
 }
 
+/// Forward mode: the tangent reduced the same way (for max and min, the tangents of the
+/// extreme elements, averaged among ties), as `Var` operations.
+pub(crate) fn tangent(op: ReduceOp, x: &Var, y: &Var, dims: &[usize], t: &Var) -> Var {
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean => t.reduce(op, dims),
+        ReduceOp::Max | ReduceOp::Min => {
+            let hit = x.data().binary(&y.data(), BinaryOp::Eq);
+            let ties = hit.sum_dims(dims);
+            t.mul_const(&hit.binary(&ties, BinaryOp::Div)).reduce(ReduceOp::Sum, dims)
+        }
+    }
+}
+
 impl Var {
     /// Fallible reduction over `dims` (0-based), keeping them as 1.
     ///

@@ -33,6 +33,13 @@ pub(crate) fn concat_backward<V: Value>(xs: &[Var], dim: usize, g: &V, needs: &[
         .collect()
 }
 
+/// Forward mode of a concatenation: the parts' tangents joined the same way (zeros for a
+/// part without one).
+pub(crate) fn concat_tangent(xs: &[Var], dim: usize, ts: &[Option<Var>]) -> Var {
+    let parts: Vec<Var> = xs.iter().zip(ts).map(|(x, t)| t.clone().unwrap_or_else(|| Var::constant(x.data().zeros_like()))).collect();
+    Var::concat(&parts, dim)
+}
+
 impl Var {
     /// Same elements, new shape (column-major, as Julia's `reshape`). Panics on a count mismatch.
     ///

@@ -19,6 +19,17 @@ pub(crate) fn logsoftmax_backward<V: Value>(y: &V, dim: usize, g: &V) -> V {
     g.sub(&y.unary(UnaryOp::Exp).mul(&s))
 }
 
+/// Forward mode of softmax: its Jacobian `diag(y) - y·yᵀ` is symmetric, so the tangent is the
+/// backward rule applied to the input's tangent.
+pub(crate) fn softmax_tangent(y: &Var, dim: usize, t: &Var) -> Var {
+    softmax_backward(y, dim, t)
+}
+
+/// Forward mode of log-softmax: `ẏ = ẋ .- sum(exp.(y) .* ẋ, dims)`.
+pub(crate) fn logsoftmax_tangent(y: &Var, dim: usize, t: &Var) -> Var {
+    t - (y.exp() * t).reduce(ReduceOp::Sum, &[dim])
+}
+
 fn check_dim(x: &Var, dim: usize, op: &str) {
     assert!(dim < x.rank().max(1), "{op}: dimension {dim} is out of range for shape {:?}", x.shape());
 }

@@ -54,6 +54,14 @@ pub(crate) fn backward<V: Value>(op: UnaryOp, xv: &Var, yv: &Var, g: &V) -> Opti
     })
 }
 
+/// Forward mode: the tangent of `y = op(x)` for an input tangent `t`, `t .* f'(x)` (`None`
+/// where the derivative is zero everywhere). An elementwise function's Jacobian is diagonal,
+/// hence its own transpose: the backward rule applied to `t` is the tangent, in `Var`
+/// operations so that it is differentiable again.
+pub(crate) fn tangent(op: UnaryOp, x: &Var, y: &Var, t: &Var) -> Option<Var> {
+    backward::<Var>(op, x, y, t)
+}
+
 impl Var {
     /// Applies an elementwise function, recording it.
     ///

@@ -1,0 +1,274 @@
+//! The GEMM: the `gemm` crate (AVX-512 kernels picked at run time, multithreaded for large
+//! products) or `matrixmultiply` as the portable fallback, over column-major operands whose
+//! transposes are passed as strides, never copied.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::tensor::StorageElement;
+
+static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Work (multiply-adds) below which a product runs on one thread: handing a small product to a
+/// second core costs more than it saves.
+const PARALLEL_MIN_WORK: usize = 96 * 96 * 96;
+
+/// Sets how many threads a large matrix product may use (0 = all available cores).
+///
+/// ```
+/// flux_tensor::set_num_threads(1);
+/// assert_eq!(flux_tensor::num_threads(), 1);
+/// flux_tensor::set_num_threads(0);
+/// ```
+pub fn set_num_threads(n: usize) {
+    NUM_THREADS.store(n, Ordering::Relaxed);
+}
+
+/// Threads a large matrix product may use.
+///
+/// ```
+/// assert!(flux_tensor::num_threads() >= 1);
+/// ```
+pub fn num_threads() -> usize {
+    match NUM_THREADS.load(Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    }
+}
+
+/// Element types with a GEMM kernel: `f32` and `f64`. Sealed, like [`Element`](crate::Element):
+/// the kernels behind it live in a private supertrait.
+///
+/// ```
+/// use flux_tensor::GemmElement;
+/// let a = [1.0f32, 2.0, 3.0, 4.0]; // [1 3; 2 4]
+/// let mut c = [0.0f32; 4];
+/// f32::gemm(2, 2, 2, &a, true, &a, false, &mut c, false); // aᵀ·a
+/// assert_eq!(c, [5.0, 11.0, 11.0, 25.0]);
+/// ```
+pub trait GemmElement: StorageElement + Kernels {
+    /// `c = a·b + (accumulate ? c : 0)`, all column-major; `a` is `[m, k]` (or `[k, m]` read
+    /// transposed when `ta`), `b` is `[k, n]` (or `[n, k]` when `tb`), `c` is `[m, n]`.
+    /// Panics if an operand holds fewer elements than that.
+    ///
+    /// ```
+    /// use flux_tensor::GemmElement;
+    /// let r = std::panic::catch_unwind(|| f64::gemm(2, 2, 2, &[1.0; 3], false, &[1.0; 4], false, &mut [0.0; 4], false));
+    /// assert!(r.is_err());
+    /// ```
+    fn gemm(m: usize, n: usize, k: usize, a: &[Self], ta: bool, b: &[Self], tb: bool, c: &mut [Self], accumulate: bool) {
+        let mn = check_operands("gemm", m, n, k, a.len(), b.len());
+        assert!(c.len() >= mn, "gemm: the output holds {} elements, [{m}, {n}] needs {mn}", c.len());
+        // SAFETY: `c` is an exclusively borrowed, initialised buffer of at least m·n elements
+        // (asserted), so it is valid for the reads and writes of m·n elements that `gemm_raw`
+        // requires.
+        unsafe { Self::gemm_raw(m, n, k, a, ta, b, tb, c.as_mut_ptr(), accumulate) }
+    }
+}
+
+impl GemmElement for f32 {}
+impl GemmElement for f64 {}
+
+/// The per-type kernels behind [`GemmElement`]. Public in a private module: no other crate can
+/// name it, so none can implement it (which seals `GemmElement` a second time) or call
+/// `gemm_raw` through a path of its own.
+pub trait Kernels: Sized {
+    /// [`GemmElement::gemm`] into raw memory: without `accumulate` the `m·n` elements at `c` are
+    /// only written, never read, so they may be uninitialised. Panics like `gemm` if `a` or `b`
+    /// is too short.
+    ///
+    /// # Safety
+    /// `c` is valid for writes of `m·n` elements (and reads, when `accumulate`), and nothing
+    /// else accesses them during the call.
+    unsafe fn gemm_raw(m: usize, n: usize, k: usize, a: &[Self], ta: bool, b: &[Self], tb: bool, c: *mut Self, accumulate: bool);
+
+    /// `c = op(a)·op(b)` through `matrixmultiply`, single-threaded, whatever the features; panics
+    /// if an operand is too short.
+    fn portable(m: usize, n: usize, k: usize, a: &[Self], ta: bool, b: &[Self], tb: bool, c: &mut [Self]);
+}
+
+/// Checks that `a` (`len_a` elements) and `b` (`len_b`) hold the `[m, k]` and `[k, n]` operands,
+/// with every product computed without overflow; returns `m·n`, the output's element count.
+/// Every index the kernels reach is below these products, so this assert is what keeps them in
+/// bounds.
+fn check_operands(op: &str, m: usize, n: usize, k: usize, len_a: usize, len_b: usize) -> usize {
+    let need_a = m.checked_mul(k);
+    let need_b = k.checked_mul(n);
+    let mn = m.checked_mul(n);
+    match (need_a, need_b, mn) {
+        (Some(na), Some(nb), Some(mn)) if len_a >= na && len_b >= nb => mn,
+        _ => panic!("{op}: operands of {len_a} and {len_b} elements cannot hold [{m}, {k}] and [{k}, {n}]"),
+    }
+}
+
+/// (row stride, column stride) of a column-major `[rows, cols]` operand, or of its transpose.
+/// The casts are exact whenever the operand is non-empty: then `rows` and `cols` are at most its
+/// length, and a slice never holds more than `isize::MAX` elements.
+#[inline]
+fn strides(rows: usize, cols: usize, transposed: bool) -> (isize, isize) {
+    if transposed {
+        // the stored matrix is [cols, rows]; element (i, j) lives at j + i * cols
+        (cols as isize, 1)
+    } else {
+        (1, rows as isize)
+    }
+}
+
+macro_rules! impl_kernels {
+    ($t:ty, $mm:ident) => {
+        impl Kernels for $t {
+            unsafe fn gemm_raw(m: usize, n: usize, k: usize, a: &[$t], ta: bool, b: &[$t], tb: bool, c: *mut $t, accumulate: bool) {
+                let mn = check_operands("gemm", m, n, k, a.len(), b.len());
+                if mn == 0 {
+                    return;
+                }
+                if k == 0 {
+                    if !accumulate {
+                        // SAFETY: c is valid for m·n writes (the caller's contract).
+                        unsafe { std::ptr::write_bytes(c, 0, mn) };
+                    }
+                    return;
+                }
+                // m, n, k >= 1 from here on: a holds m·k elements and b k·n (checked), c m·n (the
+                // caller's contract), so every stride below fits in an isize.
+                let (ars, acs) = strides(m, k, ta);
+                let (brs, bcs) = strides(k, n, tb);
+                #[cfg(feature = "gemm")]
+                {
+                    let threads = num_threads();
+                    let par =
+                        if threads > 1 && mn.saturating_mul(k) >= PARALLEL_MIN_WORK { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+                    // SAFETY: every index the strides reach in a (m×k) and b (k×n), each
+                    // column-major or transposed in place, is below m·k and k·n, which
+                    // `check_operands` bounded by the slices' lengths; c is the caller's m×n
+                    // buffer, read only when accumulating (with `read_dst` false the gemm crate
+                    // only writes it).
+                    unsafe {
+                        gemm::gemm(m, n, k, c, m as isize, 1, accumulate, a.as_ptr(), acs, ars, b.as_ptr(), bcs, brs, 1.0, 1.0, false, false, false, par);
+                    }
+                }
+                #[cfg(not(feature = "gemm"))]
+                {
+                    // with beta = 0 matrixmultiply does not read c
+                    let beta = if accumulate { 1.0 } else { 0.0 };
+                    let _ = PARALLEL_MIN_WORK;
+                    // SAFETY: as above, the strides stay inside the checked lengths, and c is the
+                    // caller's m×n buffer, read only when beta is 1.
+                    unsafe {
+                        matrixmultiply::$mm(m, k, n, 1.0, a.as_ptr(), ars, acs, b.as_ptr(), brs, bcs, beta, c, 1, m as isize);
+                    }
+                }
+            }
+
+            fn portable(m: usize, n: usize, k: usize, a: &[$t], ta: bool, b: &[$t], tb: bool, c: &mut [$t]) {
+                let mn = check_operands("gemm_portable", m, n, k, a.len(), b.len());
+                assert!(c.len() >= mn, "gemm_portable: the output holds {} elements, [{m}, {n}] needs {mn}", c.len());
+                if mn == 0 {
+                    return;
+                }
+                if k == 0 {
+                    c[..mn].fill(0.0);
+                    return;
+                }
+                let (ars, acs) = strides(m, k, ta);
+                let (brs, bcs) = strides(k, n, tb);
+                // SAFETY: the strides stay inside the checked lengths of a and b, and c is an
+                // exclusive borrow of at least m·n elements (asserted); beta = 0, so c is only
+                // written.
+                unsafe {
+                    matrixmultiply::$mm(m, k, n, 1.0, a.as_ptr(), ars, acs, b.as_ptr(), brs, bcs, 0.0, c.as_mut_ptr(), 1, m as isize);
+                }
+            }
+        }
+    };
+}
+
+impl_kernels!(f32, sgemm);
+impl_kernels!(f64, dgemm);
+
+/// The portable path, always available: `matrixmultiply`, single-threaded, computing
+/// `c = op(a)·op(b)` with the shapes of [`GemmElement::gemm`]. Used to check the `gemm` crate
+/// against an independent implementation, and by `cargo xtask bench` to show why `gemm` is used.
+/// Panics if an operand is too short.
+///
+/// ```
+/// let a = [1.0f64, 2.0, 3.0, 4.0]; // [1 3; 2 4]
+/// let mut c = [0.0f64; 4];
+/// flux_tensor::gemm_portable(2, 2, 2, &a, false, &a, false, &mut c);
+/// assert_eq!(c, [7.0, 10.0, 15.0, 22.0]);
+/// ```
+pub fn gemm_portable<T: GemmElement>(m: usize, n: usize, k: usize, a: &[T], ta: bool, b: &[T], tb: bool, c: &mut [T]) {
+    T::portable(m, n, k, a, ta, b, tb, c)
+}
+
+/// `nb` products `op(a_i)·op(b_i)` of consecutive `[m, k]` and `[k, n]` slices (as stored) into a
+/// new `[m, n, nb]` buffer that is never cleared first: the GEMM writes every element. Panics if
+/// `a` or `b` is too short or the output's size overflows.
+pub(crate) fn batch_products<T: GemmElement>(nb: usize, m: usize, n: usize, k: usize, a: &[T], ta: bool, b: &[T], tb: bool) -> Vec<T> {
+    let sc = check_operands("batched gemm", m, n, k, a.len(), b.len());
+    let (sa, sb) = (m * k, k * n); // no overflow: checked above
+    let total = |s: usize, len: Option<usize>| nb.checked_mul(s).filter(|&need| len.is_none_or(|len| len >= need));
+    let (Some(_), Some(_), Some(out)) = (total(sa, Some(a.len())), total(sb, Some(b.len())), total(sc, None)) else {
+        panic!("batched gemm: {nb} products of [{m}, {k}]·[{k}, {n}] do not fit operands of {} and {} elements", a.len(), b.len());
+    };
+    let mut c: Vec<T> = Vec::with_capacity(out);
+    let base = c.as_mut_ptr();
+    for i in 0..nb {
+        // SAFETY: the buffer has room for nb·m·n elements (its capacity), so the i-th m·n block
+        // at offset i·m·n is in bounds, valid for writes and touched by nothing else; the slices
+        // of a and b are in bounds (checked above, and indexing checks again).
+        unsafe { T::gemm_raw(m, n, k, &a[i * sa..(i + 1) * sa], ta, &b[i * sb..(i + 1) * sb], tb, base.add(i * sc), false) };
+    }
+    // SAFETY: each call above wrote its whole m·n block without reading it (no accumulation), so
+    // all nb·m·n elements are initialised, and the capacity is at least that.
+    unsafe { c.set_len(out) };
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::panic::catch_unwind;
+
+    // Sizes whose products wrap to 0 where overflow checks are off (release builds; run these
+    // with `cargo test --release` to see that): a plain `a.len() >= m * k` would then pass with
+    // empty operands and let the kernels read and write far out of bounds.
+    const HUGE: usize = 1 << (usize::BITS / 2);
+
+    #[test]
+    fn overflowing_sizes_panic_instead_of_passing_the_length_checks() {
+        assert!(catch_unwind(|| f64::gemm(HUGE, HUGE, HUGE, &[], false, &[], false, &mut [], false)).is_err());
+        assert!(catch_unwind(|| f32::gemm(HUGE, HUGE, 1, &[], true, &[], true, &mut [], true)).is_err());
+        assert!(catch_unwind(|| gemm_portable::<f64>(HUGE, HUGE, HUGE, &[], false, &[], false, &mut [])).is_err());
+        assert!(catch_unwind(|| batch_products::<f32>(HUGE, HUGE, HUGE, 0, &[], false, &[], false)).is_err());
+        assert!(catch_unwind(|| batch_products::<f64>(usize::MAX, 1, 1, 1, &[1.0], false, &[1.0], false)).is_err());
+    }
+
+    #[test]
+    fn short_operands_panic() {
+        let (a, b) = ([1.0f64; 6], [1.0f64; 6]);
+        assert!(catch_unwind(|| f64::gemm(2, 2, 3, &a, false, &b, false, &mut [0.0; 3], false)).is_err());
+        assert!(catch_unwind(|| f64::gemm(2, 2, 4, &a, false, &b, false, &mut [0.0; 4], false)).is_err());
+        assert!(catch_unwind(|| gemm_portable(2, 2, 3, &a, true, &b, false, &mut [0.0; 3])).is_err());
+        assert!(catch_unwind(|| batch_products(2, 2, 1, 3, &a, false, &b[..5], false)).is_err());
+        // and the exact sizes work
+        let mut c = [0.0; 4];
+        f64::gemm(2, 2, 3, &a, false, &b, false, &mut c, false);
+        assert_eq!(c, [3.0; 4]);
+        assert_eq!(batch_products(2, 1, 1, 3, &a, false, &b, false), vec![3.0, 3.0]);
+    }
+
+    #[test]
+    fn portable_matches_gemm_including_empty_inner_dimension() {
+        let a: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
+        let b: Vec<f32> = (0..12).map(|i| 1.0 - i as f32 * 0.25).collect();
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (mut want, mut got) = ([0.0f32; 9], [7.0f32; 9]);
+            f32::gemm(3, 3, 4, &a, ta, &b, tb, &mut want, false);
+            gemm_portable(3, 3, 4, &a, ta, &b, tb, &mut got);
+            assert_eq!(want, got);
+        }
+        let mut c = [7.0f64; 6];
+        gemm_portable(2, 3, 0, &[], false, &[], false, &mut c);
+        assert_eq!(c, [0.0; 6]);
+    }
+}

@@ -1,0 +1,11 @@
+//! Every line of flux-tensor's `unsafe` code lives in this folder (the crate root denies
+//! `unsafe_code` elsewhere): the GEMM entry points, where handing raw pointers and strides to the
+//! `gemm` and `matrixmultiply` kernels, and writing products into uninitialised output buffers,
+//! is what a measurement pays for (see docs/design.md). Each public function here checks the
+//! lengths it relies on, and the element types are sealed, so no safe caller can make the
+//! kernels read or write out of bounds.
+
+mod gemm;
+
+pub(crate) use gemm::batch_products;
+pub use gemm::{gemm_portable, num_threads, set_num_threads, GemmElement};
