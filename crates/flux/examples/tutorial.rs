@@ -192,8 +192,11 @@ fn main() {
     show_list(&activations(&c, &Var::from(Tensor::rand(&[10]).to_f32())));
 }
 
-/// The seed's hand-written affine layer, as a user struct that is a layer.
+/// The seed's hand-written affine layer, as a user struct that is a layer: Flux's `@layer`
+/// is `#[derive(Layer)]`, and the struct's own `forward` is the layer's forward.
+#[derive(Layer)]
 struct Affine {
+    #[layer(rename = "W")]
     w: Var,
     b: Var,
 }
@@ -202,17 +205,8 @@ impl Affine {
     fn new(input: usize, output: usize) -> Affine {
         Affine { w: param(Tensor::randn(&[output, input])), b: param(Tensor::randn(&[output])) }
     }
-}
 
-impl Layer for Affine {
     fn forward(&self, x: &Var) -> Var {
         self.w.matmul(x) + &self.b
-    }
-    fn visit(&self, w: &mut Walker<'_>) {
-        w.param("W", &self.w);
-        w.param("b", &self.b);
-    }
-    fn fmt_layer(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Affine({} => {})", self.w.shape()[1], self.w.shape()[0])
     }
 }

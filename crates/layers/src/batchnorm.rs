@@ -5,9 +5,10 @@ use std::fmt;
 use flux_autograd::{param, Var};
 use flux_tensor::Tensor;
 
+use crate::deepcopy::DeepCopy;
 use crate::dense::Activation;
 use crate::error::LayerError;
-use crate::layer::{Layer, Modal, Walker};
+use crate::layer::{Layer, Modal, Traverse, Walker};
 use crate::mode::{ModeCell, TrainMode};
 
 /// Batch normalisation (Flux's `BatchNorm(channels, λ)`). The channel dimension is the one
@@ -175,11 +176,32 @@ impl BatchNorm {
     }
 }
 
-impl Layer for BatchNorm {
-    fn forward(&self, x: &Var) -> Var {
-        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
+impl Traverse for BatchNorm {
+    fn visit(&self, w: &mut Walker<'_>) {
+        w.param("scale", &self.scale);
+        w.param("bias", &self.bias);
+        w.buffer("running_mean", &self.running_mean);
+        w.buffer("running_var", &self.running_var);
+        w.modal(self);
     }
+}
 
+impl DeepCopy for BatchNorm {
+    fn deepcopy(&self) -> BatchNorm {
+        BatchNorm {
+            scale: self.scale.deepcopy(),
+            bias: self.bias.deepcopy(),
+            running_mean: self.running_mean.deepcopy(),
+            running_var: self.running_var.deepcopy(),
+            act: self.act.clone(),
+            momentum: self.momentum,
+            eps: self.eps,
+            mode: self.mode.clone(),
+        }
+    }
+}
+
+impl Layer for BatchNorm {
     fn try_forward(&self, x: &Var) -> Result<Var, LayerError> {
         let shape = x.shape();
         let c = self.channels();
@@ -190,6 +212,7 @@ impl Layer for BatchNorm {
         if shape[cdim] != c {
             return Err(self.shape_error(x, ""));
         }
+        let x = &crate::cast_like(x, &self.scale);
         // per-channel values broadcast along dimension cdim
         let mut bshape = vec![1; cdim + 1];
         bshape[cdim] = c;
@@ -222,20 +245,16 @@ impl Layer for BatchNorm {
         Ok(self.act.apply(&(xhat * &per_channel(&self.scale) + &per_channel(&self.bias))))
     }
 
-    fn visit(&self, w: &mut Walker<'_>) {
-        w.param("scale", &self.scale);
-        w.param("bias", &self.bias);
-        w.buffer("running_mean", &self.running_mean);
-        w.buffer("running_var", &self.running_var);
-        w.modal(self);
-    }
-
     fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "BatchNorm({}", self.channels())?;
         if !self.act.is_identity() {
             write!(f, ", {}", self.act.name())?;
         }
         f.write_str(")")
+    }
+
+    fn deepcopy_layer(&self) -> Option<Box<dyn Layer>> {
+        Some(Box::new(self.deepcopy()))
     }
 }
 

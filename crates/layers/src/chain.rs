@@ -2,11 +2,13 @@
 //! [`activations`].
 
 use std::fmt;
-use std::ops::Index;
+use std::ops::{Deref, Index};
+use std::sync::Arc;
 
 use flux_autograd::Var;
 
-use crate::layer::{Layer, Walker};
+use crate::deepcopy::DeepCopy;
+use crate::layer::{Layer, Traverse, Walker};
 
 /// Layers applied in order (Flux's `Chain`). Holds any mix of layers, functions and closures.
 ///
@@ -20,7 +22,8 @@ use crate::layer::{Layer, Walker};
 /// assert_eq!(m4.forward(&Var::scalar(5.0)).item(), 26.0);
 /// ```
 pub struct Chain {
-    layers: Vec<Box<dyn Layer>>,
+    // shared handles, so that `deepcopy` can share the functions it cannot copy
+    layers: Vec<Arc<dyn Layer>>,
 }
 
 impl Chain {
@@ -32,7 +35,7 @@ impl Chain {
     /// assert_eq!(c.len(), 1);
     /// ```
     pub fn new(layers: Vec<Box<dyn Layer>>) -> Chain {
-        Chain { layers }
+        Chain { layers: layers.into_iter().map(Arc::from).collect() }
     }
 
     /// Appends a layer.
@@ -44,7 +47,7 @@ impl Chain {
     /// assert_eq!(c.len(), 1);
     /// ```
     pub fn push(&mut self, layer: impl Layer + 'static) {
-        self.layers.push(Box::new(layer));
+        self.layers.push(Arc::new(layer));
     }
 
     /// Number of layers.
@@ -70,7 +73,7 @@ impl Chain {
     /// ```
     /// assert_eq!(flux_layers::chain![flux_layers::relu].layers().len(), 1);
     /// ```
-    pub fn layers(&self) -> &[Box<dyn Layer>] {
+    pub fn layers(&self) -> &[Arc<dyn Layer>] {
         &self.layers
     }
 }
@@ -96,25 +99,19 @@ macro_rules! chain {
     };
 }
 
-fn fold(layers: &[Box<dyn Layer>], x: &Var) -> Var {
+fn fold<L: Deref<Target = dyn Layer>>(layers: &[L], x: &Var) -> Var {
     layers.iter().fold(x.clone(), |h, l| l.forward(&h))
 }
 
-fn try_fold(layers: &[Box<dyn Layer>], x: &Var) -> Result<Var, crate::LayerError> {
+fn try_fold<L: Deref<Target = dyn Layer>>(layers: &[L], x: &Var) -> Result<Var, crate::LayerError> {
     layers.iter().try_fold(x.clone(), |h, l| l.try_forward(&h))
 }
 
-fn fold_seq(layers: &[Box<dyn Layer>], xs: &[Var]) -> Vec<Var> {
+fn fold_seq<L: Deref<Target = dyn Layer>>(layers: &[L], xs: &[Var]) -> Vec<Var> {
     layers.iter().fold(xs.to_vec(), |hs, l| l.forward_seq(&hs))
 }
 
-fn visit_children(layers: &[Box<dyn Layer>], w: &mut Walker<'_>) {
-    for (i, l) in layers.iter().enumerate() {
-        w.child(&i.to_string(), &**l);
-    }
-}
-
-fn fmt_children(layers: &[Box<dyn Layer>], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+fn fmt_children<L: Deref<Target = dyn Layer>>(layers: &[L], f: &mut fmt::Formatter<'_>) -> fmt::Result {
     f.write_str("Chain(")?;
     for (i, l) in layers.iter().enumerate() {
         if i > 0 {
@@ -123,6 +120,20 @@ fn fmt_children(layers: &[Box<dyn Layer>], f: &mut fmt::Formatter<'_>) -> fmt::R
         l.fmt_layer(f)?;
     }
     f.write_str(")")
+}
+
+impl Traverse for Chain {
+    /// Each layer under its position: `0.weight`, `1.cell.Wi`.
+    fn visit(&self, w: &mut Walker<'_>) {
+        self.layers.visit(w)
+    }
+}
+
+/// Each layer copied; functions (which hold nothing to copy) are shared.
+impl DeepCopy for Chain {
+    fn deepcopy(&self) -> Chain {
+        Chain { layers: self.layers.iter().map(copy_or_share_dyn).collect() }
+    }
 }
 
 impl Layer for Chain {
@@ -137,11 +148,11 @@ impl Layer for Chain {
     fn forward_seq(&self, xs: &[Var]) -> Vec<Var> {
         fold_seq(&self.layers, xs)
     }
-    fn visit(&self, w: &mut Walker<'_>) {
-        visit_children(&self.layers, w)
-    }
     fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt_children(&self.layers, f)
+    }
+    fn deepcopy_layer(&self) -> Option<Box<dyn Layer>> {
+        Some(Box::new(self.deepcopy()))
     }
 }
 
@@ -176,11 +187,11 @@ impl Layer for Vec<Box<dyn Layer>> {
     fn forward_seq(&self, xs: &[Var]) -> Vec<Var> {
         fold_seq(self, xs)
     }
-    fn visit(&self, w: &mut Walker<'_>) {
-        visit_children(self, w)
-    }
     fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt_children(self, f)
+    }
+    fn deepcopy_layer(&self) -> Option<Box<dyn Layer>> {
+        Some(Box::new(self.deepcopy()))
     }
 }
 
@@ -191,9 +202,10 @@ impl Layer for Vec<Box<dyn Layer>> {
 /// let c = compose(tanh, relu);
 /// assert_eq!(c.forward(&flux_autograd::Var::scalar(-1.0)).item(), 0.0);
 /// ```
-pub struct Compose<A, B> {
-    outer: A,
-    inner: B,
+pub struct Compose<A: ?Sized, B: ?Sized> {
+    // shared handles, so that `deepcopy` can share a function it cannot copy
+    outer: Arc<A>,
+    inner: Arc<B>,
 }
 
 /// Function composition of layers, `compose(f, g)(x) = f(g(x))`, as Flux's `f ∘ g`.
@@ -206,10 +218,36 @@ pub struct Compose<A, B> {
 /// assert_eq!(m3.to_string(), "Dense(5 => 2) ∘ Dense(10 => 5, σ)");
 /// ```
 pub fn compose<A: Layer, B: Layer>(outer: A, inner: B) -> Compose<A, B> {
-    Compose { outer, inner }
+    Compose { outer: Arc::new(outer), inner: Arc::new(inner) }
 }
 
-impl<A: Layer, B: Layer> Layer for Compose<A, B> {
+impl<A: Layer + ?Sized, B: Layer + ?Sized> Traverse for Compose<A, B> {
+    fn visit(&self, w: &mut Walker<'_>) {
+        w.child("inner", &*self.inner);
+        w.child("outer", &*self.outer);
+    }
+}
+
+impl<A: DeepCopy, B: DeepCopy> DeepCopy for Compose<A, B> {
+    fn deepcopy(&self) -> Self {
+        Compose { outer: Arc::new(self.outer.deepcopy()), inner: Arc::new(self.inner.deepcopy()) }
+    }
+}
+
+/// A copy of a part, or the part itself when it holds nothing to copy.
+fn copy_or_share<L: Layer + 'static>(l: &Arc<L>) -> Arc<dyn Layer> {
+    let shared: Arc<dyn Layer> = l.clone();
+    copy_or_share_dyn(&shared)
+}
+
+fn copy_or_share_dyn(l: &Arc<dyn Layer>) -> Arc<dyn Layer> {
+    match l.deepcopy_layer() {
+        Some(b) => Arc::from(b),
+        None => l.clone(),
+    }
+}
+
+impl<A: Layer + 'static, B: Layer + 'static> Layer for Compose<A, B> {
     fn forward(&self, x: &Var) -> Var {
         self.outer.forward(&self.inner.forward(x))
     }
@@ -219,21 +257,46 @@ impl<A: Layer, B: Layer> Layer for Compose<A, B> {
     fn forward_seq(&self, xs: &[Var]) -> Vec<Var> {
         self.outer.forward_seq(&self.inner.forward_seq(xs))
     }
-    fn visit(&self, w: &mut Walker<'_>) {
-        w.child("inner", &self.inner);
-        w.child("outer", &self.outer);
-    }
     fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.outer.fmt_layer(f)?;
-        f.write_str(" ∘ ")?;
-        self.inner.fmt_layer(f)
+        fmt_compose(&*self.outer, &*self.inner, f)
+    }
+    fn deepcopy_layer(&self) -> Option<Box<dyn Layer>> {
+        Some(Box::new(Compose::<dyn Layer, dyn Layer> { outer: copy_or_share::<A>(&self.outer), inner: copy_or_share::<B>(&self.inner) }))
     }
 }
 
-impl<A: Layer, B: Layer> fmt::Display for Compose<A, B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fmt_layer(f)
+/// What a copied composition is: its parts behind shared handles.
+impl Layer for Compose<dyn Layer, dyn Layer> {
+    fn try_forward(&self, x: &Var) -> Result<Var, crate::LayerError> {
+        self.outer.try_forward(&self.inner.try_forward(x)?)
     }
+    fn forward_seq(&self, xs: &[Var]) -> Vec<Var> {
+        self.outer.forward_seq(&self.inner.forward_seq(xs))
+    }
+    fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_compose(&*self.outer, &*self.inner, f)
+    }
+    fn deepcopy_layer(&self) -> Option<Box<dyn Layer>> {
+        Some(Box::new(Compose::<dyn Layer, dyn Layer> { outer: copy_or_share_dyn(&self.outer), inner: copy_or_share_dyn(&self.inner) }))
+    }
+}
+
+fn fmt_compose(outer: &dyn Layer, inner: &dyn Layer, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    outer.fmt_layer(f)?;
+    f.write_str(" ∘ ")?;
+    inner.fmt_layer(f)
+}
+
+impl<A: Layer + ?Sized, B: Layer + ?Sized> fmt::Display for Compose<A, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_compose_dyn(&*self.outer, &*self.inner, f)
+    }
+}
+
+fn fmt_compose_dyn<A: Layer + ?Sized, B: Layer + ?Sized>(outer: &A, inner: &B, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    outer.fmt_layer(f)?;
+    f.write_str(" ∘ ")?;
+    inner.fmt_layer(f)
 }
 
 /// The output of every layer of a chain, in order (Flux's `activations(c, x)`), for per-layer

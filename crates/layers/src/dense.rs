@@ -8,7 +8,9 @@ use flux_tensor::Tensor;
 
 use crate::error::LayerError;
 use crate::init::glorot_uniform;
-use crate::layer::{fn_name, Layer, Walker};
+use crate::input::cast_like;
+use crate::layer::fn_name;
+use crate::Layer;
 
 /// An activation function with the name it prints by.
 ///
@@ -64,7 +66,8 @@ impl Activation {
 
 /// A fully connected layer: `y = σ.(W * x .+ b)` with `W: [out, in]` (glorot-uniform, f32)
 /// and `b: [out]` (zeros, f32). Takes `[in]` or a batch `[in, N]` (more trailing dims work
-/// too).
+/// too); an input of another element type is converted to the weight's first (Flux's rule), so
+/// a f64 input to a f32 layer gives a f32 output.
 ///
 /// ```
 /// use flux_layers::{Dense, Layer, sigmoid};
@@ -75,9 +78,12 @@ impl Activation {
 /// assert_eq!(d.weight().shape(), &[5, 10]);
 /// assert_eq!(d.forward(&Var::from(Tensor::rand(&[10, 3]))).shape(), &[5, 3]);
 /// ```
+#[derive(Layer)]
+#[layer(try_forward, fmt)]
 pub struct Dense {
     weight: Var,
     bias: Var,
+    #[layer(skip)]
     act: Activation,
 }
 
@@ -157,12 +163,16 @@ impl Dense {
     }
 }
 
-impl Layer for Dense {
-    fn forward(&self, x: &Var) -> Var {
-        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn try_forward(&self, x: &Var) -> Result<Var, LayerError> {
+impl Dense {
+    /// The forward pass, or an error naming the layer and the input's shape (what
+    /// [`Layer::try_forward`] and [`Layer::forward`] call).
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// let d = flux_layers::Dense::new(3, 2, flux_layers::relu);
+    /// assert!(d.try_forward(&Var::from(flux_tensor::Tensor::zeros(&[4]))).is_err());
+    /// ```
+    pub fn try_forward(&self, x: &Var) -> Result<Var, LayerError> {
         let shape = x.shape();
         let n_in = self.in_features();
         if shape.rank() == 0 || shape[0] != n_in {
@@ -173,26 +183,21 @@ impl Layer for Dense {
             });
         }
         // the bias is added inside the product (one pass over the output), then the activation
-        Ok(self.act.apply(&Var::affine(&self.weight, x, &self.bias)?))
+        let x = cast_like(x, &self.weight);
+        Ok(self.act.apply(&Var::affine(&self.weight, &x, &self.bias)?))
     }
 
-    fn visit(&self, w: &mut Walker<'_>) {
-        w.param("weight", &self.weight);
-        w.param("bias", &self.bias);
-    }
-
-    fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// Prints `Dense(in => out, act)` (no activation shown for `identity`).
+    ///
+    /// ```
+    /// assert_eq!(flux_layers::Dense::new(3, 2, flux_layers::identity).to_string(), "Dense(3 => 2)");
+    /// ```
+    pub fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Dense({} => {}", self.in_features(), self.out_features())?;
         if !self.act.is_identity() {
             write!(f, ", {}", self.act.name())?;
         }
         f.write_str(")")
-    }
-}
-
-impl fmt::Display for Dense {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fmt_layer(f)
     }
 }
 

@@ -6,8 +6,9 @@ use flux_autograd::Var;
 use flux_tensor::rand::Rng;
 use flux_tensor::{with_rng, Tensor};
 
+use crate::deepcopy::DeepCopy;
 use crate::error::LayerError;
-use crate::layer::{Layer, Modal, Walker};
+use crate::layer::{Layer, Modal, Traverse, Walker};
 use crate::mode::{ModeCell, TrainMode};
 
 /// Dropout (Flux's `Dropout(p)`): while training, each element is zeroed with probability `p`
@@ -115,20 +116,32 @@ impl Dropout {
     }
 }
 
-impl Layer for Dropout {
-    fn forward(&self, x: &Var) -> Var {
-        if !self.mode().is_training() || self.p == 0.0 {
-            return x.clone();
-        }
-        with_rng(|r| self.forward_with(x, r))
-    }
-
+impl Traverse for Dropout {
     fn visit(&self, w: &mut Walker<'_>) {
         w.modal(self);
+    }
+}
+
+impl DeepCopy for Dropout {
+    fn deepcopy(&self) -> Dropout {
+        Dropout { p: self.p, mode: self.mode.clone() }
+    }
+}
+
+impl Layer for Dropout {
+    fn try_forward(&self, x: &Var) -> Result<Var, crate::LayerError> {
+        if !self.mode().is_training() || self.p == 0.0 {
+            return Ok(x.clone());
+        }
+        Ok(with_rng(|r| self.forward_with(x, r)))
     }
 
     fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Dropout({:?})", self.p)
+    }
+
+    fn deepcopy_layer(&self) -> Option<Box<dyn Layer>> {
+        Some(Box::new(self.deepcopy()))
     }
 }
 

@@ -6,37 +6,88 @@ use std::fmt;
 
 use flux_autograd::Var;
 
+/// Anything with parts to declare to the structural traversal: parameters, buffers, recurrent
+/// state, train/test switches and children. `params`, `reset`, `truncate`, `to_f32`,
+/// `testmode`, `save_state` and `deepcopy`'s checks all walk through [`Traverse::visit`].
+///
+/// Every [`Layer`] is a `Traverse`; so are recurrent cells, `Var`s (a parameter), and `Vec`s and
+/// `Option`s of traversable things. `#[derive(Traverse)]` (or `#[derive(Layer)]`) writes it; by
+/// hand, `visit` has no default, so a layer always states what it holds, even when it is nothing.
+///
+/// ```
+/// use flux_autograd::{param, Var};
+/// use flux_layers::{named_params, Traverse, Walker};
+/// use flux_tensor::Tensor;
+/// struct Scale { s: Var }
+/// impl Traverse for Scale {
+///     fn visit(&self, w: &mut Walker<'_>) { w.param("s", &self.s); }
+/// }
+/// let names: Vec<String> = named_params(&Scale { s: param(2.0) }).into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, vec!["s"]);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not traversable: not a layer, a `Var`, or a `Vec`/`Option`/`Box` of them",
+    label = "not a layer or a `Var`",
+    note = "in a `#[derive(Layer)]` struct, mark such a field `#[layer(skip)]` (or `#[layer(buffer)]` for a `Var` that is state)",
+    note = "a hand-written layer implements `Traverse` (declaring what it holds) and `Layer`"
+)]
+pub trait Traverse: Send + Sync {
+    /// Declares the parameters, buffers, state and children to a traversal.
+    fn visit(&self, w: &mut Walker<'_>);
+}
+
 /// A model or a part of one: anything that maps a value to a value. Plain functions and
 /// closures `Fn(&Var) -> Var` are layers too.
 ///
-/// A layer declares its parts once in [`Layer::visit`]; `params`, `reset`, `truncate`,
-/// `to_f32`, `testmode` and `save_state` all walk through it.
+/// A layer implements [`Layer::try_forward`] (bad input is an `Err` naming the layer and the
+/// shapes); [`Layer::forward`] is its panicking wrapper. `#[derive(Layer)]` writes the whole
+/// impl from the struct's inherent `forward`:
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_layers::{params, relu, Dense, Layer};
+/// use flux_tensor::Tensor;
+///
+/// #[derive(Layer)]
+/// struct Residual { inner: Dense }
+/// impl Residual { fn forward(&self, x: &Var) -> Var { x + &self.inner.forward(x) } }
+///
+/// let r = Residual { inner: Dense::new(4, 4, relu) };
+/// assert_eq!(r.to_string(), "Residual(Dense(4 => 4, relu))");
+/// assert_eq!(params(&r).len(), 2);
+/// assert_eq!(r.forward(&Var::from(Tensor::rand(&[4, 3]))).shape(), &[4, 3]);
+/// ```
+///
+/// By hand, a layer implements [`Traverse`] and `Layer`:
 ///
 /// ```
 /// use std::fmt;
 /// use flux_autograd::{param, Var};
-/// use flux_layers::{params, Layer, Walker};
+/// use flux_layers::{params, Layer, LayerError, Traverse, Walker};
 /// use flux_tensor::Tensor;
 ///
 /// /// The seed's hand-written affine layer.
 /// struct Affine { w: Var, b: Var }
+/// impl Traverse for Affine {
+///     fn visit(&self, w: &mut Walker<'_>) { w.param("W", &self.w); w.param("b", &self.b); }
+/// }
 /// impl Layer for Affine {
-///     fn forward(&self, x: &Var) -> Var { self.w.matmul(x) + &self.b }
-///     fn visit(&self, w: &mut Walker) { w.param("W", &self.w); w.param("b", &self.b); }
+///     fn try_forward(&self, x: &Var) -> Result<Var, LayerError> { Ok(self.w.try_matmul(x)? + &self.b) }
 ///     fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { write!(f, "Affine") }
 /// }
 /// let a = Affine { w: param(Tensor::randn(&[5, 10])), b: param(Tensor::randn(&[5])) };
 /// assert_eq!(a.forward(&Var::from(Tensor::rand(&[10]))).shape(), &[5]);
+/// assert!(a.try_forward(&Var::from(Tensor::rand(&[3]))).is_err());
 /// assert_eq!(params(&a).len(), 2);
 /// ```
-pub trait Layer: Send + Sync {
-    /// Applies the layer to one input (features first, batch last).
-    fn forward(&self, x: &Var) -> Var;
+pub trait Layer: Traverse {
+    /// Applies the layer to one input (features first, batch last), returning an error (naming
+    /// the layer as it prints and the input's shape) instead of panicking on bad input.
+    fn try_forward(&self, x: &Var) -> Result<Var, crate::LayerError>;
 
-    /// Applies the layer to one input, returning an error (naming the layer and the shapes)
-    /// instead of panicking on bad input. Layers that validate input override it.
-    fn try_forward(&self, x: &Var) -> Result<Var, crate::LayerError> {
-        Ok(self.forward(x))
+    /// Applies the layer to one input; panics with [`Layer::try_forward`]'s message on bad input.
+    fn forward(&self, x: &Var) -> Var {
+        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Applies the layer to each step of a sequence in order. Stateful layers carry their
@@ -45,15 +96,46 @@ pub trait Layer: Send + Sync {
         xs.iter().map(|x| self.forward(x)).collect()
     }
 
-    /// Declares the layer's parameters, buffers, state and children to a traversal.
-    /// The default declares nothing (a function has no parameters).
-    fn visit(&self, _w: &mut Walker<'_>) {}
-
     /// How the layer prints (inside a `Chain` too): `Dense(10 => 5, σ)`. The default prints the
     /// type's name.
     fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(short_type_name(std::any::type_name::<Self>()))
     }
+
+    /// A boxed copy with new parameters of the same values, or `None` for a layer that holds
+    /// nothing to copy (a function: it is shared by the copy). What [`crate::deepcopy`] uses
+    /// for the items of a `Chain`. `#[derive(Layer)]` writes it. The default returns `None`
+    /// when the layer declares no parameter, buffer, state or mode to [`Traverse::visit`],
+    /// and otherwise panics saying that the layer must implement it: a copy that shared its
+    /// parameters with the original would be a silent wrong answer.
+    fn deepcopy_layer(&self) -> Option<Box<dyn Layer>> {
+        if declares_nothing(self) {
+            return None;
+        }
+        panic!("deepcopy: {} holds parameters but does not implement Layer::deepcopy_layer (derive Layer, or implement DeepCopy and return Some(Box::new(self.deepcopy())))", Show(self))
+    }
+}
+
+/// True when a traversal finds no parameter, buffer, state or mode switch.
+fn declares_nothing(t: &(impl Traverse + ?Sized)) -> bool {
+    struct Any(bool);
+    impl Visitor for Any {
+        fn param(&mut self, _: &str, _: &Var) {
+            self.0 = true
+        }
+        fn buffer(&mut self, _: &str, _: &Var) {
+            self.0 = true
+        }
+        fn stateful(&mut self, _: &str, _: &dyn Stateful) {
+            self.0 = true
+        }
+        fn modal(&mut self, _: &str, _: &dyn Modal) {
+            self.0 = true
+        }
+    }
+    let mut any = Any(false);
+    Walker::walk(t, &mut any);
+    !any.0
 }
 
 /// Something with recurrent state (a `Recur`): what `reset` and `truncate` act on.
@@ -74,6 +156,11 @@ pub trait Stateful: Send + Sync {
     fn reset(&self);
     /// Keeps the state's value but drops its gradient history.
     fn truncate(&self);
+    /// Puts every thread's state back to its initial value (after the model's element type
+    /// changed). The default resets the calling thread's.
+    fn reset_all_threads(&self) {
+        self.reset()
+    }
 }
 
 /// Something with a train/test mode (`Dropout`, `BatchNorm`).
@@ -142,9 +229,9 @@ impl<'a> Walker<'a> {
     /// impl Visitor for Nothing {}
     /// Walker::walk(&chain![relu], &mut Nothing);
     /// ```
-    pub fn walk(layer: &(impl Layer + ?Sized), visitor: &'a mut dyn Visitor) {
+    pub fn walk(model: &(impl Traverse + ?Sized), visitor: &'a mut dyn Visitor) {
         let mut w = Walker { prefix: Vec::new(), visitor };
-        layer.visit(&mut w);
+        model.visit(&mut w);
     }
 
     fn path(&self, name: &str) -> String {
@@ -203,7 +290,7 @@ impl<'a> Walker<'a> {
         self.visitor.modal(&path, m);
     }
 
-    /// Walks a child layer under `name`.
+    /// Walks a child (a layer, a cell, a `Var`, a `Vec` of layers...) under `name`.
     ///
     /// ```
     /// // inside `Layer::visit` of a container: `w.child("0", &self.first);`
@@ -211,9 +298,29 @@ impl<'a> Walker<'a> {
     /// let names: Vec<String> = named_params(&chain![Dense::new(1, 1, identity)]).into_iter().map(|(n, _)| n).collect();
     /// assert_eq!(names, vec!["0.weight", "0.bias"]);
     /// ```
-    pub fn child(&mut self, name: &str, layer: &(impl Layer + ?Sized)) {
+    pub fn child(&mut self, name: &str, part: &(impl Traverse + ?Sized)) {
         self.prefix.push(name.to_string());
-        layer.visit(self);
+        part.visit(self);
+        self.prefix.pop();
+    }
+}
+
+impl Walker<'_> {
+    /// Walks whatever `f` declares under `name`: for a part that declares itself without
+    /// being [`Traverse`] (a `Recur`'s cell, which may be a closure).
+    ///
+    /// ```
+    /// use flux_autograd::{param, Var};
+    /// use flux_layers::{named_params, Traverse, Walker};
+    /// struct Outer { w: Var }
+    /// impl Traverse for Outer {
+    ///     fn visit(&self, w: &mut Walker<'_>) { w.nest("inner", |w| w.param("w", &self.w)); }
+    /// }
+    /// assert_eq!(named_params(&Outer { w: param(1.0) })[0].0, "inner.w");
+    /// ```
+    pub fn nest(&mut self, name: &str, f: impl FnOnce(&mut Walker<'_>)) {
+        self.prefix.push(name.to_string());
+        f(self);
         self.prefix.pop();
     }
 }
@@ -246,12 +353,23 @@ pub fn fn_name<F: ?Sized>() -> &'static str {
 }
 
 /// A function from a value to a value is a layer with no parameters, printed by its name.
+/// `deepcopy` shares it (what a closure captures is shared by the copy).
+impl<F: Fn(&Var) -> Var + Send + Sync> Traverse for F {
+    fn visit(&self, _w: &mut Walker<'_>) {}
+}
+
 impl<F: Fn(&Var) -> Var + Send + Sync> Layer for F {
-    fn forward(&self, x: &Var) -> Var {
-        self(x)
+    fn try_forward(&self, x: &Var) -> Result<Var, crate::LayerError> {
+        Ok(self(x))
     }
     fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(fn_name::<F>())
+    }
+}
+
+impl Traverse for Box<dyn Layer> {
+    fn visit(&self, w: &mut Walker<'_>) {
+        (**self).visit(w)
     }
 }
 
@@ -265,11 +383,43 @@ impl Layer for Box<dyn Layer> {
     fn forward_seq(&self, xs: &[Var]) -> Vec<Var> {
         (**self).forward_seq(xs)
     }
+    fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt_layer(f)
+    }
+    fn deepcopy_layer(&self) -> Option<Box<dyn Layer>> {
+        (**self).deepcopy_layer()
+    }
+}
+
+impl Traverse for std::sync::Arc<dyn Layer> {
     fn visit(&self, w: &mut Walker<'_>) {
         (**self).visit(w)
     }
-    fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        (**self).fmt_layer(f)
+}
+
+/// A `Var` on its own is a trainable parameter, declared under the path it is visited at (a
+/// field `weight` of a derived layer is the parameter `weight`).
+impl Traverse for Var {
+    fn visit(&self, w: &mut Walker<'_>) {
+        w.param("", self)
+    }
+}
+
+/// Each item under its index: `blocks.0.weight`, `blocks.1.weight`, ...
+impl<T: Traverse> Traverse for Vec<T> {
+    fn visit(&self, w: &mut Walker<'_>) {
+        for (i, item) in self.iter().enumerate() {
+            w.child(&i.to_string(), item);
+        }
+    }
+}
+
+/// The content, when there is one, under the field's own name (`head.bias`).
+impl<T: Traverse> Traverse for Option<T> {
+    fn visit(&self, w: &mut Walker<'_>) {
+        if let Some(item) = self {
+            item.visit(w)
+        }
     }
 }
 

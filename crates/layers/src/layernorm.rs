@@ -5,8 +5,9 @@ use std::fmt;
 use flux_autograd::{param, Var};
 use flux_tensor::Tensor;
 
+use crate::deepcopy::DeepCopy;
 use crate::error::LayerError;
-use crate::layer::{Layer, Walker};
+use crate::layer::{Layer, Traverse, Walker};
 
 /// Layer normalisation (Flux's `LayerNorm(n)`): each sample (column) is normalised over the
 /// feature dimension (dim 0) to zero mean and unit variance (uncorrected), then scaled and
@@ -89,17 +90,27 @@ impl LayerNorm {
     }
 }
 
-impl Layer for LayerNorm {
-    fn forward(&self, x: &Var) -> Var {
-        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
+impl Traverse for LayerNorm {
+    fn visit(&self, w: &mut Walker<'_>) {
+        w.param("scale", &self.scale);
+        w.param("bias", &self.bias);
     }
+}
 
+impl DeepCopy for LayerNorm {
+    fn deepcopy(&self) -> LayerNorm {
+        LayerNorm { scale: self.scale.deepcopy(), bias: self.bias.deepcopy(), eps: self.eps }
+    }
+}
+
+impl Layer for LayerNorm {
     fn try_forward(&self, x: &Var) -> Result<Var, LayerError> {
         let shape = x.shape();
         let n = self.features();
         if shape.rank() == 0 || shape[0] != n {
             return Err(LayerError::InputShape { layer: self.to_string(), got: shape.to_vec(), expected: format!("[{n}] or [{n}, N] (features first)") });
         }
+        let x = &crate::cast_like(x, &self.scale);
         let mu = x.mean_dims(&[0]);
         let centred = x - &mu;
         let var = centred.powi(2).mean_dims(&[0]);
@@ -107,13 +118,12 @@ impl Layer for LayerNorm {
         Ok(xhat * &self.scale + &self.bias)
     }
 
-    fn visit(&self, w: &mut Walker<'_>) {
-        w.param("scale", &self.scale);
-        w.param("bias", &self.bias);
-    }
-
     fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "LayerNorm({})", self.features())
+    }
+
+    fn deepcopy_layer(&self) -> Option<Box<dyn Layer>> {
+        Some(Box::new(self.deepcopy()))
     }
 }
 
@@ -142,7 +152,7 @@ mod tests {
         let y = ln.forward(&x).data();
         let var = (&y * &y).mean_dims(&[0]).to_vec();
         assert!(var.iter().all(|v| (v - 1.0).abs() < 1e-3), "{var:?}");
-        assert_eq!(y.dtype(), flux_tensor::DType::F64);
+        assert_eq!(y.dtype(), flux_tensor::DType::F32, "a f64 input runs in the layer's f32");
     }
 
     #[test]

@@ -27,14 +27,21 @@
 //! ```
 
 #![allow(mixed_script_confusables)]
+#![forbid(unsafe_code)]
+
+// The derive macros name this crate `::flux_layers`, also from inside it.
+extern crate self as flux_layers;
 
 pub mod activation;
 mod batchnorm;
 mod chain;
+mod deepcopy;
 mod dense;
+mod derive_support;
 mod dropout;
 mod error;
 mod init;
+mod input;
 mod layer;
 mod layernorm;
 pub mod loss;
@@ -47,11 +54,14 @@ mod traverse;
 pub use activation::{elu, elu_with, gelu, identity, leakyrelu, leakyrelu_with, logsoftmax, relu, sigmoid, softmax, softplus, swish, tanh, σ};
 pub use batchnorm::BatchNorm;
 pub use chain::{activations, compose, Chain, Compose};
+pub use deepcopy::{deepcopy, DeepCopy};
 pub use dense::{Activation, Dense};
 pub use dropout::Dropout;
 pub use error::LayerError;
+pub use flux_derive::{Layer, Traverse};
 pub use init::{glorot_normal, glorot_normal_with, glorot_uniform, glorot_uniform_with};
-pub use layer::{fn_name, Layer, Modal, Show, Stateful, Visitor, Walker};
+pub use input::cast_like;
+pub use layer::{fn_name, Layer, Modal, Show, Stateful, Traverse, Visitor, Walker};
 pub use layernorm::LayerNorm;
 pub use loss::{
     binarycrossentropy, crossentropy, logitbinarycrossentropy, logitcrossentropy, mse, try_binarycrossentropy, try_crossentropy, try_logitbinarycrossentropy,
@@ -62,3 +72,12 @@ pub use norm::norm;
 pub use onehot::{onecold, onehot, onehotbatch, try_onecold, try_onehot, try_onehotbatch};
 pub use state::{load_state, load_state_json, save_state, state_to_json, tensor_from_json, tensor_to_json, try_state_to_json};
 pub use traverse::{named_params, params, reset, testmode, to_dtype, to_f32, to_f64, trainmode, truncate};
+
+/// What `#[derive(Layer)]` and `#[derive(Traverse)]` expand to refers to; not part of the API.
+#[doc(hidden)]
+pub mod __derive {
+    pub use crate::derive_support::{as_buffer, fmt_var, FmtChild};
+    pub use crate::{DeepCopy, Layer, LayerError, Traverse, Walker};
+    pub use flux_autograd::Var;
+    pub use std::fmt;
+}

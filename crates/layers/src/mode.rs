@@ -50,6 +50,12 @@ impl TrainMode {
 #[derive(Debug, Default)]
 pub(crate) struct ModeCell(AtomicU8);
 
+impl Clone for ModeCell {
+    fn clone(&self) -> ModeCell {
+        ModeCell(AtomicU8::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
 impl ModeCell {
     pub(crate) fn get(&self) -> TrainMode {
         match self.0.load(Ordering::Relaxed) {

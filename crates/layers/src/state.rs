@@ -23,10 +23,10 @@ use flux_tensor::{DType, Tensor};
 use serde_json::{Map, Value as Json};
 
 use crate::error::LayerError;
-use crate::layer::{Layer, Visitor, Walker};
+use crate::layer::{Traverse, Visitor, Walker};
 
 /// Every parameter and buffer with its path, in traversal order.
-fn entries(model: &(impl Layer + ?Sized)) -> Vec<(String, Var)> {
+fn entries(model: &(impl Traverse + ?Sized)) -> Vec<(String, Var)> {
     struct Collect(Vec<(String, Var)>);
     impl Visitor for Collect {
         fn param(&mut self, path: &str, p: &Var) {
@@ -42,7 +42,7 @@ fn entries(model: &(impl Layer + ?Sized)) -> Vec<(String, Var)> {
 }
 
 /// The entries, or an error naming a path that two different values claim.
-fn unique_entries(model: &(impl Layer + ?Sized)) -> Result<Vec<(String, Var)>, String> {
+fn unique_entries(model: &(impl Traverse + ?Sized)) -> Result<Vec<(String, Var)>, String> {
     let list = entries(model);
     let mut seen = std::collections::HashMap::new();
     for (path, v) in &list {
@@ -185,7 +185,7 @@ fn parse_data(j: Option<&Json>, shape: &[usize], dtype: DType) -> Result<Vec<f64
 /// assert_eq!(s["1.bias"]["dtype"], "f32");
 /// assert_eq!(s.as_object().unwrap().len(), 4);
 /// ```
-pub fn state_to_json(model: &(impl Layer + ?Sized)) -> Json {
+pub fn state_to_json(model: &(impl Traverse + ?Sized)) -> Json {
     try_state_to_json(model).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -195,7 +195,7 @@ pub fn state_to_json(model: &(impl Layer + ?Sized)) -> Json {
 /// let s = flux_layers::try_state_to_json(&flux_layers::LayerNorm::new(2)).unwrap();
 /// assert!(s.get("scale").is_some());
 /// ```
-pub fn try_state_to_json(model: &(impl Layer + ?Sized)) -> Result<Json, LayerError> {
+pub fn try_state_to_json(model: &(impl Traverse + ?Sized)) -> Result<Json, LayerError> {
     let list = unique_entries(model).map_err(|reason| LayerError::Config { layer: "save_state".into(), reason })?;
     let mut m = Map::new();
     for (path, v) in list {
@@ -222,7 +222,7 @@ pub fn try_state_to_json(model: &(impl Layer + ?Sized)) -> Result<Json, LayerErr
 /// assert!(e.contains("\"weight\"") && e.contains("[2, 3]") && e.contains("[2, 4]"));
 /// assert_eq!(c.weight().to_vec(), before);
 /// ```
-pub fn load_state_json(model: &(impl Layer + ?Sized), state: &Json) -> Result<(), LayerError> {
+pub fn load_state_json(model: &(impl Traverse + ?Sized), state: &Json) -> Result<(), LayerError> {
     let list = unique_entries(model).map_err(LayerError::State)?;
     let obj = state.as_object().ok_or_else(|| LayerError::State(format!("the state must be a JSON object keyed by path, found {}", kind_of(state))))?;
     let mut problems = Vec::new();
@@ -288,7 +288,7 @@ pub fn load_state_json(model: &(impl Layer + ?Sized), state: &Json) -> Result<()
 ///            b[0].forward(&flux_autograd::Var::from(flux_tensor::Tensor::ones(&[3]))).to_vec());
 /// std::fs::remove_file(&path).unwrap();
 /// ```
-pub fn save_state(model: &(impl Layer + ?Sized), path: impl AsRef<Path>) -> Result<(), LayerError> {
+pub fn save_state(model: &(impl Traverse + ?Sized), path: impl AsRef<Path>) -> Result<(), LayerError> {
     let path = path.as_ref();
     let json = try_state_to_json(model)?;
     let bytes = serde_json::to_vec(&json).map_err(|e| LayerError::Config { layer: "save_state".into(), reason: e.to_string() })?;
@@ -315,7 +315,7 @@ pub fn save_state(model: &(impl Layer + ?Sized), path: impl AsRef<Path>) -> Resu
 /// assert!(e.to_string().contains("malformed"));
 /// std::fs::remove_file(&path).unwrap();
 /// ```
-pub fn load_state(model: &(impl Layer + ?Sized), path: impl AsRef<Path>) -> Result<(), LayerError> {
+pub fn load_state(model: &(impl Traverse + ?Sized), path: impl AsRef<Path>) -> Result<(), LayerError> {
     let path = path.as_ref();
     let text = std::fs::read(path).map_err(|source| LayerError::Io { op: "load_state", path: path.display().to_string(), source })?;
     let json: Json = serde_json::from_slice(&text).map_err(|source| LayerError::Json { path: path.display().to_string(), source })?;
@@ -366,10 +366,7 @@ mod tests {
     #[test]
     fn duplicate_paths_are_an_error() {
         struct Twice(Dense, Dense);
-        impl Layer for Twice {
-            fn forward(&self, x: &Var) -> Var {
-                self.1.forward(&self.0.forward(x))
-            }
+        impl Traverse for Twice {
             fn visit(&self, w: &mut Walker<'_>) {
                 w.child("a", &self.0);
                 w.child("a", &self.1);

@@ -4,7 +4,7 @@
 use flux_autograd::{Params, Var};
 use flux_tensor::DType;
 
-use crate::layer::{Layer, Modal, Stateful, Visitor, Walker};
+use crate::layer::{Modal, Stateful, Traverse, Visitor, Walker};
 
 struct CollectParams(Params);
 impl Visitor for CollectParams {
@@ -20,7 +20,7 @@ impl Visitor for CollectParams {
 /// let m = chain![Dense::new(10, 5, relu), Dense::new(5, 2, identity)];
 /// assert_eq!(params(&m).len(), 4);
 /// ```
-pub fn params(model: &(impl Layer + ?Sized)) -> Params {
+pub fn params(model: &(impl Traverse + ?Sized)) -> Params {
     let mut c = CollectParams(Params::new());
     Walker::walk(model, &mut c);
     c.0
@@ -33,7 +33,7 @@ pub fn params(model: &(impl Layer + ?Sized)) -> Params {
 /// let names: Vec<String> = named_params(&Dense::new(2, 3, identity)).into_iter().map(|(n, _)| n).collect();
 /// assert_eq!(names, vec!["weight", "bias"]);
 /// ```
-pub fn named_params(model: &(impl Layer + ?Sized)) -> Vec<(String, Var)> {
+pub fn named_params(model: &(impl Traverse + ?Sized)) -> Vec<(String, Var)> {
     struct Named(Vec<(String, Var)>);
     impl Visitor for Named {
         fn param(&mut self, path: &str, p: &Var) {
@@ -58,7 +58,7 @@ impl<F: FnMut(&dyn Stateful)> Visitor for ForEachState<F> {
 /// use flux_layers::{reset, identity, Dense};
 /// reset(&Dense::new(2, 3, identity)); // no state: nothing to do
 /// ```
-pub fn reset(model: &(impl Layer + ?Sized)) {
+pub fn reset(model: &(impl Traverse + ?Sized)) {
     Walker::walk(model, &mut ForEachState(|s: &dyn Stateful| s.reset()));
 }
 
@@ -69,7 +69,7 @@ pub fn reset(model: &(impl Layer + ?Sized)) {
 /// use flux_layers::{truncate, identity, Dense};
 /// truncate(&Dense::new(2, 3, identity));
 /// ```
-pub fn truncate(model: &(impl Layer + ?Sized)) {
+pub fn truncate(model: &(impl Traverse + ?Sized)) {
     Walker::walk(model, &mut ForEachState(|s: &dyn Stateful| s.truncate()));
 }
 
@@ -87,7 +87,7 @@ impl Visitor for SetMode {
 /// use flux_layers::{testmode, identity, Dense};
 /// testmode(&Dense::new(2, 3, identity));
 /// ```
-pub fn testmode(model: &(impl Layer + ?Sized)) {
+pub fn testmode(model: &(impl Traverse + ?Sized)) {
     Walker::walk(model, &mut SetMode(false));
 }
 
@@ -98,7 +98,7 @@ pub fn testmode(model: &(impl Layer + ?Sized)) {
 /// use flux_layers::{trainmode, identity, Dense};
 /// trainmode(&Dense::new(2, 3, identity));
 /// ```
-pub fn trainmode(model: &(impl Layer + ?Sized)) {
+pub fn trainmode(model: &(impl Traverse + ?Sized)) {
     Walker::walk(model, &mut SetMode(true));
 }
 
@@ -111,8 +111,9 @@ impl Visitor for Convert {
         b.set_data_unchecked(b.data().to_dtype(self.0));
     }
     fn stateful(&mut self, _path: &str, s: &dyn Stateful) {
-        // a state computed in the old dtype is reset to the (converted) initial value
-        s.reset();
+        // a state computed in the old dtype is reset to the (converted) initial value, on
+        // every thread
+        s.reset_all_threads();
     }
 }
 
@@ -126,7 +127,7 @@ impl Visitor for Convert {
 /// to_dtype(&d, DType::F64);
 /// assert!(params(&d).iter().all(|p| p.dtype() == DType::F64));
 /// ```
-pub fn to_dtype(model: &(impl Layer + ?Sized), dtype: DType) {
+pub fn to_dtype(model: &(impl Traverse + ?Sized), dtype: DType) {
     Walker::walk(model, &mut Convert(dtype));
 }
 
@@ -138,7 +139,7 @@ pub fn to_dtype(model: &(impl Layer + ?Sized), dtype: DType) {
 /// to_f64(&d);
 /// assert_eq!(d.weight().dtype(), flux_tensor::DType::F64);
 /// ```
-pub fn to_f64(model: &(impl Layer + ?Sized)) {
+pub fn to_f64(model: &(impl Traverse + ?Sized)) {
     to_dtype(model, DType::F64)
 }
 
@@ -151,6 +152,6 @@ pub fn to_f64(model: &(impl Layer + ?Sized)) {
 /// to_f32(&d);
 /// assert_eq!(d.weight().dtype(), flux_tensor::DType::F32);
 /// ```
-pub fn to_f32(model: &(impl Layer + ?Sized)) {
+pub fn to_f32(model: &(impl Traverse + ?Sized)) {
     to_dtype(model, DType::F32)
 }

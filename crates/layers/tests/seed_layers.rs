@@ -4,7 +4,9 @@
 use std::fmt;
 
 use flux_autograd::{gradient_params, param, Var};
-use flux_layers::{activations, chain, compose, crossentropy, identity, norm, params, relu, sigmoid, softmax, Chain, Dense, Layer, LayerError, Show, Walker};
+use flux_layers::{
+    activations, chain, compose, crossentropy, identity, norm, params, relu, sigmoid, softmax, Chain, Dense, Layer, LayerError, Show, Traverse, Walker,
+};
 use flux_tensor::Tensor;
 
 fn sums_to_one(y: &Var) {
@@ -44,7 +46,8 @@ fn hand_written_layers() {
     assert_eq!(as_chain.to_string(), "Chain(λ, σ, λ)");
 }
 
-/// The seed's `Affine` struct, made a layer with a few lines.
+/// The seed's `Affine` struct, made a layer by hand: `Traverse` says what it holds, `Layer`
+/// how it computes (the derived form is in tests/derive.rs).
 struct Affine {
     w: Var,
     b: Var,
@@ -56,13 +59,16 @@ impl Affine {
     }
 }
 
-impl Layer for Affine {
-    fn forward(&self, x: &Var) -> Var {
-        self.w.matmul(x) + &self.b
-    }
+impl Traverse for Affine {
     fn visit(&self, w: &mut Walker<'_>) {
         w.param("W", &self.w);
         w.param("b", &self.b);
+    }
+}
+
+impl Layer for Affine {
+    fn try_forward(&self, x: &Var) -> Result<Var, LayerError> {
+        Ok(self.w.try_matmul(x)? + &self.b)
     }
     fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Affine({} => {})", self.w.shape()[1], self.w.shape()[0])
@@ -91,7 +97,7 @@ fn foldl_over_a_vector_of_layers() {
     let x = Var::from(Tensor::rand(&[10]));
     let y = layers.iter().fold(x.clone(), |h, m| m.forward(&h));
     assert_eq!(y.shape(), &[2]);
-    assert_eq!(y.dtype(), flux_tensor::DType::F64); // rand is f64, promotes the f32 weights
+    assert_eq!(y.dtype(), flux_tensor::DType::F32); // rand is f64; Dense converts its input to its f32 weights, as Flux does
     sums_to_one(&y);
     assert_eq!(layers.forward(&x).to_vec(), y.to_vec());
     assert_eq!(params(&layers).len(), 4);

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use flux_autograd::Var;
-use flux_layers::Walker;
+use flux_layers::{LayerError, Walker};
 
 /// A recurrent state: one `Var` (RNN, GRU, hand-written cells) or a pair of them (LSTM's
 /// `(h, c)`). `Recur` uses it to fit the state to the batch, to detach it (`truncate`) and to
@@ -108,9 +108,33 @@ pub trait RecurrentCell: Send + Sync {
         (s, ys)
     }
 
-    /// Declares the cell's parameters to a traversal (nothing for a closure, which owns what
-    /// it captures: declare those parameters yourself if you train them).
-    fn visit_params(&self, _w: &mut Walker<'_>) {}
+    /// Declares the cell's parameters to a traversal. It has no default: a built-in cell
+    /// forwards to its derived [`Traverse`](flux_layers::Traverse); a closure declares nothing
+    /// (what it captures is its own: declare those parameters yourself if you train them).
+    fn visit_params(&self, w: &mut Walker<'_>);
+
+    /// A copy with new parameters of the same values (what `deepcopy` of a `Recur` uses), or
+    /// `None` for a cell that declares no parameters (a closure), which the copy then shares.
+    /// A cell that declares parameters and returns `None` makes `deepcopy` panic rather than
+    /// share them.
+    fn deepcopy_cell(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
+
+    /// Checks an input before a step, so that a `Recur` can return an error naming itself
+    /// and the shapes instead of failing inside the step. The default accepts everything.
+    fn check_input(&self, _x: &Var) -> Result<(), LayerError> {
+        Ok(())
+    }
+
+    /// The input in the element type the cell computes in (its weights'). The default keeps
+    /// the input as it is.
+    fn convert_input(&self, x: &Var) -> Var {
+        x.clone()
+    }
 
     /// How the cell prints: `LSTMCell(10 => 15)`; a closure prints `λ`.
     fn fmt_cell(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -118,10 +142,12 @@ pub trait RecurrentCell: Send + Sync {
     }
 }
 
-/// Any function `(h, x) -> (h', y)` is a cell whose state is one `Var`.
+/// Any function `(h, x) -> (h', y)` is a cell whose state is one `Var`. It declares no
+/// parameters (what it captures is its own), and `deepcopy` of a `Recur` around it shares it.
 impl<F: Fn(&Var, &Var) -> (Var, Var) + Send + Sync> RecurrentCell for F {
     type State = Var;
     fn step(&self, state: &Var, x: &Var) -> (Var, Var) {
         self(state, x)
     }
+    fn visit_params(&self, _w: &mut Walker<'_>) {}
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use flux_autograd::{param, Var};
-use flux_layers::{glorot_uniform, Activation, LayerError, Walker};
+use flux_layers::{cast_like, glorot_uniform, Activation, DeepCopy, LayerError, Traverse, Walker};
 use flux_tensor::Tensor;
 
 use crate::cell::RecurrentCell;
@@ -14,6 +14,26 @@ fn check(layer: &str, ok: bool, reason: impl FnOnce() -> String) -> Result<(), L
         Ok(())
     } else {
         Err(LayerError::Config { layer: layer.into(), reason: reason() })
+    }
+}
+
+/// An input must be `[in]` or `[in, N]` (features first).
+fn check_features(cell: &dyn RecurrentCellShow, n_in: usize, x: &Var) -> Result<(), LayerError> {
+    let s = x.shape();
+    if (s.rank() == 1 || s.rank() == 2) && s[0] == n_in {
+        return Ok(());
+    }
+    Err(LayerError::InputShape { layer: cell.shown(), got: s.to_vec(), expected: format!("[{n_in}] or [{n_in}, N] (features first)") })
+}
+
+/// A cell's printed form, for error messages.
+trait RecurrentCellShow {
+    fn shown(&self) -> String;
+}
+
+impl<T: fmt::Display> RecurrentCellShow for T {
+    fn shown(&self) -> String {
+        self.to_string()
     }
 }
 
@@ -41,10 +61,14 @@ fn zeros(n: usize) -> Tensor {
 /// assert_eq!(h.shape(), &[5]);
 /// assert_eq!(h.to_vec(), y.to_vec());
 /// ```
+#[derive(Traverse)]
 pub struct RNNCell {
+    #[layer(rename = "Wi")]
     wi: Var,
+    #[layer(rename = "Wh")]
     wh: Var,
     b: Var,
+    #[layer(skip)]
     act: Activation,
 }
 
@@ -137,9 +161,16 @@ impl RecurrentCell for RNNCell {
         (h.clone(), h)
     }
     fn visit_params(&self, w: &mut Walker<'_>) {
-        w.param("Wi", &self.wi);
-        w.param("Wh", &self.wh);
-        w.param("b", &self.b);
+        self.visit(w)
+    }
+    fn deepcopy_cell(&self) -> Option<Self> {
+        Some(self.deepcopy())
+    }
+    fn check_input(&self, x: &Var) -> Result<(), LayerError> {
+        check_features(self, self.wi.shape()[1], x)
+    }
+    fn convert_input(&self, x: &Var) -> Var {
+        cast_like(x, &self.wi)
     }
     fn fmt_cell(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RNNCell({} => {}, {})", self.wi.shape()[1], self.wi.shape()[0], self.act.name())
@@ -181,8 +212,11 @@ impl RecurrentCell for RNNCell {
 /// let ((h, c), y) = cell.step(&cell.zero_state(), &Var::from(Tensor::rand(&[10, 4])));
 /// assert_eq!((h.shape().to_vec(), c.shape().to_vec(), y.shape().to_vec()), (vec![15, 4], vec![15, 4], vec![15, 4]));
 /// ```
+#[derive(Traverse)]
 pub struct LSTMCell {
+    #[layer(rename = "Wi")]
     wi: Var,
+    #[layer(rename = "Wh")]
     wh: Var,
     b: Var,
 }
@@ -309,9 +343,16 @@ impl RecurrentCell for LSTMCell {
         }
     }
     fn visit_params(&self, w: &mut Walker<'_>) {
-        w.param("Wi", &self.wi);
-        w.param("Wh", &self.wh);
-        w.param("b", &self.b);
+        self.visit(w)
+    }
+    fn deepcopy_cell(&self) -> Option<Self> {
+        Some(self.deepcopy())
+    }
+    fn check_input(&self, x: &Var) -> Result<(), LayerError> {
+        check_features(self, self.wi.shape()[1], x)
+    }
+    fn convert_input(&self, x: &Var) -> Var {
+        cast_like(x, &self.wi)
     }
     fn fmt_cell(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "LSTMCell({} => {})", self.wi.shape()[1], self.hidden_size())
@@ -346,8 +387,11 @@ impl RecurrentCell for LSTMCell {
 /// assert_eq!(h.shape(), &[5, 3]);
 /// # let _ = y;
 /// ```
+#[derive(Traverse)]
 pub struct GRUCell {
+    #[layer(rename = "Wi")]
     wi: Var,
+    #[layer(rename = "Wh")]
     wh: Var,
     bi: Var,
     bh: Var,
@@ -455,10 +499,16 @@ impl RecurrentCell for GRUCell {
         (h.clone(), h)
     }
     fn visit_params(&self, w: &mut Walker<'_>) {
-        w.param("Wi", &self.wi);
-        w.param("Wh", &self.wh);
-        w.param("bi", &self.bi);
-        w.param("bh", &self.bh);
+        self.visit(w)
+    }
+    fn deepcopy_cell(&self) -> Option<Self> {
+        Some(self.deepcopy())
+    }
+    fn check_input(&self, x: &Var) -> Result<(), LayerError> {
+        check_features(self, self.wi.shape()[1], x)
+    }
+    fn convert_input(&self, x: &Var) -> Var {
+        cast_like(x, &self.wi)
     }
     fn fmt_cell(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "GRUCell({} => {})", self.wi.shape()[1], self.hidden_size())

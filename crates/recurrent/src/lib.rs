@@ -36,6 +36,7 @@ mod fused;
 #[cfg(target_arch = "x86_64")]
 mod gates_avx512;
 mod kernels;
+mod per_thread;
 mod pool;
 mod recur;
 mod smallgemm;

@@ -278,3 +278,25 @@ fn f32_gradients_through_the_packed_kernel_on_two_threads_match_unrolled() {
         close(&fused[p], &unrolled[p], 2e-3);
     }
 }
+
+/// Many short-lived threads using one model leave no state behind: each thread's state is
+/// freed when the thread ends, and the model's table is empty again.
+#[test]
+fn finished_threads_leave_no_state() {
+    let m = std::sync::Arc::new(LSTM::new(4, 16));
+    let x = Var::from(Tensor::ones(&[4, 8]).to_f32());
+    for _ in 0..300 {
+        let (m, x) = (m.clone(), x.clone());
+        std::thread::spawn(move || {
+            m.forward(&x);
+            assert_eq!(m.live_states(), m.live_states().max(1));
+        })
+        .join()
+        .unwrap();
+    }
+    assert_eq!(m.live_states(), 0);
+    m.forward(&x);
+    assert_eq!(m.live_states(), 1);
+    flux_layers::to_f64(&*m);
+    assert_eq!(m.live_states(), 0, "a dtype change restarts every thread from init");
+}
