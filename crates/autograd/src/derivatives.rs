@@ -69,7 +69,7 @@ pub fn withgradient_params(f: impl FnMut() -> Var, ps: &Params) -> (Var, Grads) 
 /// assert_eq!(back(&Var::from(Tensor::from_vec(vec![1.0, 0.0], &[2]))).to_vec(), vec![2.0, 0.0]);
 /// assert_eq!(back(&Var::from(Tensor::from_vec(vec![1.0, 1.0], &[2]))).to_vec(), vec![2.0, 4.0]);
 /// ```
-pub fn pullback(f: impl FnOnce(&Var) -> Var, x: &Var) -> (Var, impl Fn(&Var) -> Var + Send + Sync) {
+pub fn pullback<F: FnOnce(&Var) -> Var>(f: F, x: &Var) -> (Var, impl Fn(&Var) -> Var + Send + Sync + use<F>) {
     let create_graph = records();
     let leaf = leaf_for(x, create_graph);
     let y = {

@@ -54,7 +54,7 @@ pub(crate) fn backward_rule<V: Value>(f: &Recompute, xs: &[Var], g: &V, needs: &
         let _rec = tape::Resume::new();
         f(&xs[0])
     };
-    let targets: Vec<Var> = xs.iter().zip(needs).filter(|(_, &n)| n).map(|(x, _)| x.clone()).collect();
+    let targets: Vec<Var> = xs.iter().zip(needs).filter(|(_, n)| **n).map(|(x, _)| x.clone()).collect();
     let mut grads = backward(&y, &targets, create_graph, Some(&g.to_var())).into_iter();
     needs.iter().map(|&n| if n { grads.next().flatten().map(V::from_var) } else { None }).collect()
 }
