@@ -24,6 +24,7 @@
 
 // The modules are private: every public item has exactly one path, at the crate root.
 mod binary;
+mod conv;
 mod display;
 mod dtype;
 mod error;
@@ -31,6 +32,7 @@ mod error;
 mod kernels;
 mod matmul;
 mod ops;
+mod pool;
 mod random;
 mod reduce;
 mod shape;
@@ -40,9 +42,11 @@ mod tensor;
 mod unary;
 
 pub use binary::{broadcast_shape, BinaryOp};
+pub use conv::ConvSpec;
 pub use dtype::{DType, Element};
 pub use error::{Result, TensorError};
 pub use kernels::{gemm_portable, num_threads, set_num_threads, GemmElement};
+pub use pool::PoolSpec;
 pub use random::{normal_sample, seed, with_rng, DEFAULT_SEED};
 pub use reduce::ReduceOp;
 pub use shape::Shape;

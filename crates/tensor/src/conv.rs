@@ -1,0 +1,744 @@
+//! N-d convolution (1, 2 or 3 spatial dims) in Julia's layout: input `[spatial..., C, N]`,
+//! weight `[k..., C / groups, Cout]`, output `[out..., Cout, N]`, all column-major. Written as
+//! im2col onto the GEMM (one `[P, K·Cg]·[K·Cg, Coutg]` product per sample and group, `P` the
+//! output positions, `K` the kernel positions), with its two adjoints: the input gradient
+//! (`conv_data`: GEMM then col2im) and the weight gradient (`conv_filter`: im2col then GEMM,
+//! accumulated over the batch). Cross-correlation is the primitive; `flip` reverses the kernel
+//! (true convolution, Flux's `Conv`). The column buffer is allocated once per call.
+
+use crate::error::{Result, TensorError};
+use crate::kernels::GemmElement;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+/// Geometry of a convolution: stride, padding, dilation, groups and whether the kernel is
+/// flipped. Each of stride, padding and dilation is given as one value (all spatial dims), one
+/// per spatial dim, or, for padding, one per side in Flux's order `(lo1, hi1, lo2, hi2, ...)`;
+/// the lengths are checked against the input's rank when the spec is used.
+///
+/// ```
+/// use flux_tensor::{ConvSpec, Tensor};
+/// let x = Tensor::ones(&[5, 5, 1, 1]);
+/// let w = Tensor::ones(&[3, 3, 1, 1]);
+/// let y = x.conv(&w, &ConvSpec::new().pad(&[1]));
+/// assert_eq!(y.shape(), &[5, 5, 1, 1]);
+/// assert_eq!(y.get(&[0, 0, 0, 0]), 4.0); // a corner sees 2·2 ones
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
+    stride: Vec<usize>,
+    pad: Vec<usize>,
+    dilation: Vec<usize>,
+    groups: usize,
+    flip: bool,
+}
+
+impl Default for ConvSpec {
+    fn default() -> Self {
+        ConvSpec::new()
+    }
+}
+
+impl ConvSpec {
+    /// Stride 1, no padding, dilation 1, one group, no flip (cross-correlation).
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::ConvSpec::new().groups_count(), 1);
+    /// ```
+    pub fn new() -> ConvSpec {
+        ConvSpec { stride: vec![1], pad: vec![0], dilation: vec![1], groups: 1, flip: false }
+    }
+    /// The stride: one value or one per spatial dim.
+    ///
+    /// ```
+    /// let s = flux_tensor::ConvSpec::new().stride(&[2, 1]);
+    /// assert_eq!(s.stride_values(), &[2, 1]);
+    /// ```
+    pub fn stride(mut self, s: &[usize]) -> ConvSpec {
+        self.stride = s.to_vec();
+        self
+    }
+    /// The padding: one value, one per spatial dim, or one per side (`lo1, hi1, lo2, hi2, ...`).
+    ///
+    /// ```
+    /// let s = flux_tensor::ConvSpec::new().pad(&[1, 1, 2, 2]);
+    /// assert_eq!(s.pad_values(), &[1, 1, 2, 2]);
+    /// ```
+    pub fn pad(mut self, p: &[usize]) -> ConvSpec {
+        self.pad = p.to_vec();
+        self
+    }
+    /// The dilation: one value or one per spatial dim.
+    ///
+    /// ```
+    /// let s = flux_tensor::ConvSpec::new().dilation(&[2]);
+    /// assert_eq!(s.dilation_values(), &[2]);
+    /// ```
+    pub fn dilation(mut self, d: &[usize]) -> ConvSpec {
+        self.dilation = d.to_vec();
+        self
+    }
+    /// The number of groups (input and output channels split into `g` independent convs).
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::ConvSpec::new().groups(2).groups_count(), 2);
+    /// ```
+    pub fn groups(mut self, g: usize) -> ConvSpec {
+        self.groups = g;
+        self
+    }
+    /// Whether the kernel is flipped (true convolution, Flux's `Conv`) or not (cross-correlation).
+    ///
+    /// ```
+    /// assert!(flux_tensor::ConvSpec::new().flip(true).flipped());
+    /// ```
+    pub fn flip(mut self, f: bool) -> ConvSpec {
+        self.flip = f;
+        self
+    }
+    /// The stride as given.
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::ConvSpec::new().stride_values(), &[1]);
+    /// ```
+    pub fn stride_values(&self) -> &[usize] {
+        &self.stride
+    }
+    /// The padding as given.
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::ConvSpec::new().pad_values(), &[0]);
+    /// ```
+    pub fn pad_values(&self) -> &[usize] {
+        &self.pad
+    }
+    /// The dilation as given.
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::ConvSpec::new().dilation_values(), &[1]);
+    /// ```
+    pub fn dilation_values(&self) -> &[usize] {
+        &self.dilation
+    }
+    /// The number of groups.
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::ConvSpec::new().groups_count(), 1);
+    /// ```
+    pub fn groups_count(&self) -> usize {
+        self.groups
+    }
+    /// Whether the kernel is flipped.
+    ///
+    /// ```
+    /// assert!(!flux_tensor::ConvSpec::new().flipped());
+    /// ```
+    pub fn flipped(&self) -> bool {
+        self.flip
+    }
+
+    /// The output shape of [`Tensor::conv`] for these input and weight shapes, or the error that
+    /// names the op and both shapes.
+    ///
+    /// ```
+    /// use flux_tensor::ConvSpec;
+    /// let s = ConvSpec::new().stride(&[2]).pad(&[1]);
+    /// assert_eq!(s.output_shape(&[7, 7, 3, 2], &[3, 3, 3, 8]).unwrap(), vec![4, 4, 8, 2]);
+    /// ```
+    pub fn output_shape(&self, x: &[usize], w: &[usize]) -> Result<Vec<usize>> {
+        let g = Geom::new("conv", self, x, w, None)?;
+        Ok(g.out_shape())
+    }
+
+    /// The output shape of a transposed convolution of an input `x` with weight `w`
+    /// (`[k..., Cout / groups, Cin]`, as Flux's `ConvTranspose`): the largest input of the
+    /// forward convolution that gives `x`'s spatial size.
+    ///
+    /// ```
+    /// use flux_tensor::ConvSpec;
+    /// let s = ConvSpec::new().stride(&[2]).pad(&[1]);
+    /// assert_eq!(s.transpose_output_shape(&[4, 4, 8, 2], &[3, 3, 3, 8]).unwrap(), vec![7, 7, 3, 2]);
+    /// ```
+    pub fn transpose_output_shape(&self, x: &[usize], w: &[usize]) -> Result<Vec<usize>> {
+        let err = |reason: String| TensorError::ShapeMismatch { op: "conv_transpose", lhs: x.to_vec(), rhs: w.to_vec(), reason };
+        if x.len() < 3 || x.len() > 5 || w.len() != x.len() {
+            return Err(err("the input and weight must both be [spatial..., channels, batch] with 1 to 3 spatial dims".into()));
+        }
+        let nd = x.len() - 2;
+        let (stride, plo, phi, dil) = self.resolve("conv_transpose", nd, x, w)?;
+        let mut out = Vec::with_capacity(nd + 2);
+        for d in 0..nd {
+            let span = (x[d].max(1) - 1) * stride[d] + dil[d] * (w[d].max(1) - 1) + 1;
+            if span <= plo[d] + phi[d] {
+                return Err(err(format!("the padding of spatial dim {} leaves no output", d + 1)));
+            }
+            out.push(span - plo[d] - phi[d]);
+        }
+        out.push(w[nd] * self.groups);
+        out.push(x[nd + 1]);
+        if w[nd + 1] != x[nd] {
+            return Err(err(format!("the input has {} channels, the weight takes {}", x[nd], w[nd + 1])));
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn resolve(&self, op: &'static str, nd: usize, x: &[usize], w: &[usize]) -> Result<([usize; 3], [usize; 3], [usize; 3], [usize; 3])> {
+        let err = |what: &str, n: usize, allowed: &str| TensorError::ShapeMismatch {
+            op,
+            lhs: x.to_vec(),
+            rhs: w.to_vec(),
+            reason: format!("{what} has {n} values; {allowed} for {nd} spatial dims"),
+        };
+        let per_dim = |v: &[usize], what: &str| -> Result<[usize; 3]> {
+            let mut out = [1; 3];
+            match v.len() {
+                1 => out[..nd].fill(v[0]),
+                n if n == nd => out[..nd].copy_from_slice(v),
+                n => return Err(err(what, n, &format!("give 1 or {nd}"))),
+            }
+            Ok(out)
+        };
+        let stride = per_dim(&self.stride, "the stride")?;
+        let dil = per_dim(&self.dilation, "the dilation")?;
+        if stride.contains(&0) || dil.contains(&0) {
+            return Err(TensorError::InvalidValue { op, reason: format!("stride {:?} and dilation {:?} must be positive", self.stride, self.dilation) });
+        }
+        let (mut plo, mut phi) = ([0; 3], [0; 3]);
+        match self.pad.len() {
+            1 => {
+                plo[..nd].fill(self.pad[0]);
+                phi[..nd].fill(self.pad[0]);
+            }
+            n if n == nd => {
+                plo[..nd].copy_from_slice(&self.pad);
+                phi[..nd].copy_from_slice(&self.pad);
+            }
+            n if n == 2 * nd => {
+                for d in 0..nd {
+                    plo[d] = self.pad[2 * d];
+                    phi[d] = self.pad[2 * d + 1];
+                }
+            }
+            n => return Err(err("the padding", n, &format!("give 1, {nd} or {}", 2 * nd))),
+        }
+        if self.groups == 0 {
+            return Err(TensorError::InvalidValue { op, reason: "groups must be positive".into() });
+        }
+        Ok((stride, plo, phi, dil))
+    }
+}
+
+/// Resolved geometry, always 3 spatial dims (missing ones have size 1, stride 1, no padding).
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    nd: usize,
+    x: [usize; 3],
+    k: [usize; 3],
+    o: [usize; 3],
+    stride: [usize; 3],
+    dil: [usize; 3],
+    plo: [usize; 3],
+    cin: usize,
+    cout: usize,
+    n: usize,
+    groups: usize,
+    flip: bool,
+}
+
+impl Geom {
+    /// Checks the shapes of input `x` and weight `w`; with `out` (the shape of an output
+    /// gradient) also checks that it is the forward's output shape.
+    fn new(op: &'static str, spec: &ConvSpec, x: &[usize], w: &[usize], out: Option<&[usize]>) -> Result<Geom> {
+        let err = |reason: String| TensorError::ShapeMismatch { op, lhs: x.to_vec(), rhs: w.to_vec(), reason };
+        if x.len() < 3 || x.len() > 5 {
+            return Err(err("the input must be [spatial..., channels, batch] with 1 to 3 spatial dims".into()));
+        }
+        let nd = x.len() - 2;
+        if w.len() != x.len() {
+            return Err(err(format!("the weight must be [k..., cin / groups, cout] with {nd} spatial dims, like the input")));
+        }
+        let (stride, plo, phi, dil) = spec.resolve(op, nd, x, w)?;
+        let groups = spec.groups;
+        let (cin, cout, n) = (x[nd], w[nd + 1], x[nd + 1]);
+        if w[nd] * groups != cin {
+            return Err(err(format!("the input has {cin} channels, the weight takes {} per group × {groups} groups", w[nd])));
+        }
+        if cout % groups != 0 {
+            return Err(err(format!("{cout} output channels do not split into {groups} groups")));
+        }
+        let (mut xs, mut ks, mut os) = ([1; 3], [1; 3], [1; 3]);
+        for d in 0..nd {
+            xs[d] = x[d];
+            ks[d] = w[d];
+            let span = dil[d] * (w[d].max(1) - 1) + 1;
+            let padded = x[d] + plo[d] + phi[d];
+            if w[d] == 0 || padded < span {
+                return Err(err(format!("spatial dim {}: the dilated kernel ({span}) is larger than the padded input ({padded})", d + 1)));
+            }
+            os[d] = (padded - span) / stride[d] + 1;
+        }
+        let g = Geom { nd, x: xs, k: ks, o: os, stride, dil, plo, cin, cout, n, groups, flip: spec.flip };
+        if let Some(out) = out.filter(|out| *out != g.out_shape().as_slice()) {
+            return Err(TensorError::ShapeMismatch {
+                op,
+                lhs: out.to_vec(),
+                rhs: w.to_vec(),
+                reason: format!("the output gradient must be {:?} for input {x:?}", g.out_shape()),
+            });
+        }
+        Ok(g)
+    }
+
+    fn out_shape(&self) -> Vec<usize> {
+        let mut s = self.o[..self.nd].to_vec();
+        s.push(self.cout);
+        s.push(self.n);
+        s
+    }
+    fn x_shape(&self) -> Vec<usize> {
+        let mut s = self.x[..self.nd].to_vec();
+        s.push(self.cin);
+        s.push(self.n);
+        s
+    }
+    fn w_shape(&self) -> Vec<usize> {
+        let mut s = self.k[..self.nd].to_vec();
+        s.push(self.cin / self.groups);
+        s.push(self.cout);
+        s
+    }
+    /// Output positions per sample.
+    fn p(&self) -> usize {
+        self.o.iter().product()
+    }
+    /// Kernel positions.
+    fn kk(&self) -> usize {
+        self.k.iter().product()
+    }
+    /// Input positions per channel.
+    fn xp(&self) -> usize {
+        self.x.iter().product()
+    }
+
+    /// For kernel offset `kd` along dim `d`: the range of output indices whose input index is
+    /// inside the input, and the input index of output index 0 (may be negative).
+    #[inline]
+    fn span(&self, d: usize, kd: usize) -> (usize, usize, isize) {
+        let kd = if self.flip { self.k[d] - 1 - kd } else { kd };
+        let base = (kd * self.dil[d]) as isize - self.plo[d] as isize;
+        let s = self.stride[d] as isize;
+        // first o with base + o*s >= 0, last o with base + o*s <= x - 1
+        let lo = if base >= 0 { 0 } else { ((-base) + s - 1) / s };
+        let hi_excl = if base > self.x[d] as isize - 1 { 0 } else { ((self.x[d] as isize - 1 - base) / s + 1).min(self.o[d] as isize) };
+        let lo = lo.min(self.o[d] as isize);
+        (lo as usize, hi_excl.max(lo) as usize, base)
+    }
+
+    /// Walks every (channel, kernel position, output position) whose input element is inside
+    /// the input, calling `f(col_row_start, x_start, len, x_step)` for runs along the first
+    /// dim: `col[col_row_start + i] <-> x[x_start + i * x_step]` for `i < len`.
+    /// Column layout: `[P, K, C]`; input layout `[x..., C]` for one sample.
+    fn runs(&self, channels: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
+        let (p, kk, xp) = (self.p(), self.kk(), self.xp());
+        let [o0, o1, _] = self.o;
+        let [x0, x1, _] = self.x;
+        for c in 0..channels {
+            for k2 in 0..self.k[2] {
+                let (lo2, hi2, b2) = self.span(2, k2);
+                for k1 in 0..self.k[1] {
+                    let (lo1, hi1, b1) = self.span(1, k1);
+                    for k0 in 0..self.k[0] {
+                        let (lo0, hi0, b0) = self.span(0, k0);
+                        let kidx = k0 + self.k[0] * (k1 + self.k[1] * k2);
+                        let col_base = p * (kidx + kk * c);
+                        if hi0 <= lo0 {
+                            continue;
+                        }
+                        for q2 in lo2..hi2 {
+                            let i2 = (b2 + (q2 * self.stride[2]) as isize) as usize;
+                            for q1 in lo1..hi1 {
+                                let i1 = (b1 + (q1 * self.stride[1]) as isize) as usize;
+                                let i0 = (b0 + (lo0 * self.stride[0]) as isize) as usize;
+                                let row = col_base + lo0 + o0 * (q1 + o1 * q2);
+                                let xi = c * xp + i0 + x0 * (i1 + x1 * i2);
+                                f(row, xi, hi0 - lo0, self.stride[0]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fills `col` (`[P, K, C]`, zeros where the window is in the padding) from one sample.
+    fn im2col<T: GemmElement>(&self, x: &[T], col: &mut [T]) {
+        col.fill(T::from_f64(0.0));
+        self.runs(self.cin, |row, xi, len, step| {
+            let dst = &mut col[row..row + len];
+            if step == 1 {
+                dst.copy_from_slice(&x[xi..xi + len]);
+            } else {
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = x[xi + i * step];
+                }
+            }
+        });
+    }
+
+    /// Adds `col` (`[P, K, C]`) back into one sample's input gradient (the adjoint of im2col).
+    fn col2im<T: GemmElement>(&self, col: &[T], dx: &mut [T]) {
+        self.runs(self.cin, |row, xi, len, step| {
+            for (i, &v) in col[row..row + len].iter().enumerate() {
+                dx[xi + i * step] += v;
+            }
+        });
+    }
+}
+
+fn conv_fwd<T: GemmElement>(g: &Geom, x: &[T], w: &[T]) -> Vec<T> {
+    let (p, kk) = (g.p(), g.kk());
+    let cg = g.cin / g.groups;
+    let og = g.cout / g.groups;
+    let (xs, ys) = (g.xp() * g.cin, p * g.cout);
+    let mut y = vec![T::from_f64(0.0); ys * g.n];
+    let mut col = vec![T::from_f64(0.0); p * kk * g.cin];
+    for n in 0..g.n {
+        g.im2col(&x[n * xs..(n + 1) * xs], &mut col);
+        for gi in 0..g.groups {
+            let a = &col[gi * p * kk * cg..(gi + 1) * p * kk * cg];
+            let b = &w[gi * kk * cg * og..(gi + 1) * kk * cg * og];
+            let c = &mut y[n * ys + gi * p * og..n * ys + (gi + 1) * p * og];
+            T::gemm(p, og, kk * cg, a, false, b, false, c, false);
+        }
+    }
+    y
+}
+
+fn conv_data_fwd<T: GemmElement>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
+    let (p, kk) = (g.p(), g.kk());
+    let cg = g.cin / g.groups;
+    let og = g.cout / g.groups;
+    let (xs, ys) = (g.xp() * g.cin, p * g.cout);
+    let mut dx = vec![T::from_f64(0.0); xs * g.n];
+    let mut col = vec![T::from_f64(0.0); p * kk * g.cin];
+    for n in 0..g.n {
+        for gi in 0..g.groups {
+            let a = &dy[n * ys + gi * p * og..n * ys + (gi + 1) * p * og];
+            let b = &w[gi * kk * cg * og..(gi + 1) * kk * cg * og];
+            let c = &mut col[gi * p * kk * cg..(gi + 1) * p * kk * cg];
+            T::gemm(p, kk * cg, og, a, false, b, true, c, false);
+        }
+        g.col2im(&col, &mut dx[n * xs..(n + 1) * xs]);
+    }
+    dx
+}
+
+fn conv_filter_fwd<T: GemmElement>(g: &Geom, x: &[T], dy: &[T]) -> Vec<T> {
+    let (p, kk) = (g.p(), g.kk());
+    let cg = g.cin / g.groups;
+    let og = g.cout / g.groups;
+    let (xs, ys) = (g.xp() * g.cin, p * g.cout);
+    let mut dw = vec![T::from_f64(0.0); kk * cg * g.cout];
+    let mut col = vec![T::from_f64(0.0); p * kk * g.cin];
+    for n in 0..g.n {
+        g.im2col(&x[n * xs..(n + 1) * xs], &mut col);
+        for gi in 0..g.groups {
+            let a = &col[gi * p * kk * cg..(gi + 1) * p * kk * cg];
+            let b = &dy[n * ys + gi * p * og..n * ys + (gi + 1) * p * og];
+            let c = &mut dw[gi * kk * cg * og..(gi + 1) * kk * cg * og];
+            T::gemm(kk * cg, og, p, a, true, b, false, c, true);
+        }
+    }
+    dw
+}
+
+/// Max pooling's argmax: for input `x` (`[spatial..., C, N]`) and a window of `k` (a conv of
+/// one channel per slab, `ConvSpec` giving stride and padding), the flat index into `x` of the
+/// first largest element of each window (padding never wins), and the output shape.
+pub(crate) fn window_argmax<T: GemmElement>(spec: &ConvSpec, x_shape: &[usize], k: &[usize], x: &[T]) -> Result<(Vec<usize>, Vec<usize>)> {
+    let nd = x_shape.len().saturating_sub(2);
+    let err = |reason: String| TensorError::ShapeMismatch { op: "maxpool", lhs: x_shape.to_vec(), rhs: k.to_vec(), reason };
+    if !(1..=3).contains(&nd) || k.len() != nd {
+        return Err(err("the input must be [spatial..., channels, batch] with 1 to 3 spatial dims, one window size per spatial dim".into()));
+    }
+    let slabs = x_shape[nd] * x_shape[nd + 1];
+    let mut xs = x_shape[..nd].to_vec();
+    xs.extend([1, slabs]);
+    let mut ws = k.to_vec();
+    ws.extend([1, 1]);
+    let g = Geom::new("maxpool", spec, &xs, &ws, None).map_err(|e| match e {
+        TensorError::ShapeMismatch { reason, .. } => err(reason),
+        e => e,
+    })?;
+    for d in 0..nd {
+        let (plo, phi) = (g.plo[d], spec_hi(spec, nd, d));
+        if plo >= g.k[d] || phi >= g.k[d] {
+            return Err(err(format!("the padding of spatial dim {} must be smaller than the window", d + 1)));
+        }
+    }
+    let (p, xp) = (g.p(), g.xp());
+    let mut idx = Vec::with_capacity(p * slabs);
+    for s in 0..slabs {
+        let base = s * xp;
+        for o2 in 0..g.o[2] {
+            for o1 in 0..g.o[1] {
+                for o0 in 0..g.o[0] {
+                    let o = [o0, o1, o2];
+                    let mut lo = [0usize; 3];
+                    let mut hi = [0usize; 3];
+                    for d in 0..3 {
+                        let start = (o[d] * g.stride[d]) as isize - g.plo[d] as isize;
+                        lo[d] = start.max(0) as usize;
+                        hi[d] = ((start + g.k[d] as isize) as usize).min(g.x[d]);
+                    }
+                    let mut best = usize::MAX;
+                    let mut bv = T::neg_infinity();
+                    for i2 in lo[2]..hi[2] {
+                        for i1 in lo[1]..hi[1] {
+                            let row = base + g.x[0] * (i1 + g.x[1] * i2);
+                            for i0 in lo[0]..hi[0] {
+                                let v = x[row + i0];
+                                if best == usize::MAX || v > bv || (v.is_nan() && !bv.is_nan()) {
+                                    best = row + i0;
+                                    bv = v;
+                                }
+                            }
+                        }
+                    }
+                    idx.push(best);
+                }
+            }
+        }
+    }
+    let mut out = g.o[..nd].to_vec();
+    out.extend_from_slice(&x_shape[nd..]);
+    Ok((idx, out))
+}
+
+fn spec_hi(spec: &ConvSpec, nd: usize, d: usize) -> usize {
+    match spec.pad.len() {
+        n if n == 2 * nd && nd > 0 => spec.pad[2 * d + 1],
+        1 => spec.pad[0],
+        _ => spec.pad[d],
+    }
+}
+
+fn same_dtype(a: &Tensor, b: &Tensor) -> (Tensor, Tensor) {
+    let dt = a.dtype().promote(b.dtype());
+    (a.to_dtype(dt), b.to_dtype(dt))
+}
+
+impl Tensor {
+    /// N-d convolution of `self` (`[spatial..., Cin, N]`, 1 to 3 spatial dims) with `w`
+    /// (`[k..., Cin / groups, Cout]`): output `[out..., Cout, N]`, `out = (x + pads - dil·(k-1)
+    /// - 1) ÷ stride + 1`. Cross-correlation unless the spec flips. Panics on bad shapes (see
+    /// [`Tensor::try_conv`]).
+    ///
+    /// ```
+    /// use flux_tensor::{ConvSpec, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[4, 1, 1]);
+    /// let w = Tensor::from_vec(vec![1.0, 10.0], &[2, 1, 1]);
+    /// assert_eq!(x.conv(&w, &ConvSpec::new()).to_vec(), vec![21.0, 32.0, 43.0]);
+    /// assert_eq!(x.conv(&w, &ConvSpec::new().flip(true)).to_vec(), vec![12.0, 23.0, 34.0]);
+    /// ```
+    pub fn conv(&self, w: &Tensor, spec: &ConvSpec) -> Tensor {
+        self.try_conv(w, spec).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Fallible [`Tensor::conv`]: the error names the op and both shapes.
+    ///
+    /// ```
+    /// use flux_tensor::{ConvSpec, Tensor};
+    /// let e = Tensor::zeros(&[5, 5, 2, 1]).try_conv(&Tensor::zeros(&[3, 3, 3, 4]), &ConvSpec::new()).unwrap_err();
+    /// assert!(e.to_string().contains("[5, 5, 2, 1] and [3, 3, 3, 4]"));
+    /// ```
+    pub fn try_conv(&self, w: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
+        let g = Geom::new("conv", spec, self.shape(), w.shape(), None)?;
+        let (x, w) = same_dtype(self, w);
+        let shape = Shape::new(&g.out_shape());
+        Ok(crate::dispatch!(x, |xv: T| {
+            let wv = w.as_slice::<T>().expect("promoted");
+            Tensor::from_typed(conv_fwd(&g, xv, wv), shape)
+        }))
+    }
+
+    /// The input gradient of [`Tensor::conv`] (its adjoint in the input, a transposed
+    /// convolution): `self` is the output gradient `[out..., Cout, N]`, `x_shape` the input's
+    /// shape. Panics on bad shapes (see [`Tensor::try_conv_data`]).
+    ///
+    /// ```
+    /// use flux_tensor::{ConvSpec, Tensor};
+    /// let dy = Tensor::from_vec(vec![1.0, 1.0, 1.0], &[3, 1, 1]);
+    /// let w = Tensor::from_vec(vec![1.0, 10.0], &[2, 1, 1]);
+    /// assert_eq!(dy.conv_data(&w, &[4, 1, 1], &ConvSpec::new()).to_vec(), vec![1.0, 11.0, 11.0, 10.0]);
+    /// ```
+    pub fn conv_data(&self, w: &Tensor, x_shape: &[usize], spec: &ConvSpec) -> Tensor {
+        self.try_conv_data(w, x_shape, spec).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Fallible [`Tensor::conv_data`].
+    ///
+    /// ```
+    /// use flux_tensor::{ConvSpec, Tensor};
+    /// assert!(Tensor::zeros(&[2, 1, 1]).try_conv_data(&Tensor::zeros(&[2, 1, 1]), &[4, 1, 1], &ConvSpec::new()).is_err());
+    /// ```
+    pub fn try_conv_data(&self, w: &Tensor, x_shape: &[usize], spec: &ConvSpec) -> Result<Tensor> {
+        let g = Geom::new("conv_data", spec, x_shape, w.shape(), Some(self.shape()))?;
+        let (dy, w) = same_dtype(self, w);
+        let shape = Shape::new(&g.x_shape());
+        Ok(crate::dispatch!(dy, |dv: T| {
+            let wv = w.as_slice::<T>().expect("promoted");
+            Tensor::from_typed(conv_data_fwd(&g, dv, wv), shape)
+        }))
+    }
+
+    /// The weight gradient of [`Tensor::conv`]: `self` is the input `x`, `dy` the output
+    /// gradient, `w_shape` the weight's shape. Panics on bad shapes (see
+    /// [`Tensor::try_conv_filter`]).
+    ///
+    /// ```
+    /// use flux_tensor::{ConvSpec, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[4, 1, 1]);
+    /// let dy = Tensor::from_vec(vec![1.0, 1.0, 1.0], &[3, 1, 1]);
+    /// assert_eq!(x.conv_filter(&dy, &[2, 1, 1], &ConvSpec::new()).to_vec(), vec![6.0, 9.0]);
+    /// ```
+    pub fn conv_filter(&self, dy: &Tensor, w_shape: &[usize], spec: &ConvSpec) -> Tensor {
+        self.try_conv_filter(dy, w_shape, spec).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Fallible [`Tensor::conv_filter`].
+    ///
+    /// ```
+    /// use flux_tensor::{ConvSpec, Tensor};
+    /// assert!(Tensor::zeros(&[4, 1, 1]).try_conv_filter(&Tensor::zeros(&[2, 1, 1]), &[2, 1, 1], &ConvSpec::new()).is_err());
+    /// ```
+    pub fn try_conv_filter(&self, dy: &Tensor, w_shape: &[usize], spec: &ConvSpec) -> Result<Tensor> {
+        let g = Geom::new("conv_filter", spec, self.shape(), w_shape, Some(dy.shape()))?;
+        let (x, dy) = same_dtype(self, dy);
+        let shape = Shape::new(&g.w_shape());
+        Ok(crate::dispatch!(x, |xv: T| {
+            let dv = dy.as_slice::<T>().expect("promoted");
+            Tensor::from_typed(conv_filter_fwd(&g, xv, dv), shape)
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Direct convolution, straight from the definition.
+    fn naive(x: &Tensor, w: &Tensor, spec: &ConvSpec) -> Tensor {
+        let g = Geom::new("conv", spec, x.shape(), w.shape(), None).unwrap();
+        let (xv, wv) = (x.to_vec(), w.to_vec());
+        let (cg, og) = (g.cin / g.groups, g.cout / g.groups);
+        let mut y = vec![0.0; g.p() * g.cout * g.n];
+        for n in 0..g.n {
+            for co in 0..g.cout {
+                let gi = co / og;
+                for o2 in 0..g.o[2] {
+                    for o1 in 0..g.o[1] {
+                        for o0 in 0..g.o[0] {
+                            let mut acc = 0.0;
+                            for ci in 0..cg {
+                                for k2 in 0..g.k[2] {
+                                    for k1 in 0..g.k[1] {
+                                        for k0 in 0..g.k[0] {
+                                            let o = [o0, o1, o2];
+                                            let kq = [k0, k1, k2];
+                                            let mut idx = [0usize; 3];
+                                            let mut inside = true;
+                                            for d in 0..3 {
+                                                let kd = if g.flip { g.k[d] - 1 - kq[d] } else { kq[d] };
+                                                let i = (o[d] * g.stride[d] + kd * g.dil[d]) as isize - g.plo[d] as isize;
+                                                inside &= i >= 0 && (i as usize) < g.x[d];
+                                                idx[d] = i.max(0) as usize;
+                                            }
+                                            if inside {
+                                                let c = gi * cg + ci;
+                                                let xi = idx[0] + g.x[0] * (idx[1] + g.x[1] * (idx[2] + g.x[2] * (c + g.cin * n)));
+                                                let wi = k0 + g.k[0] * (k1 + g.k[1] * (k2 + g.k[2] * (ci + cg * co)));
+                                                acc += xv[xi] * wv[wi];
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            y[o0 + g.o[0] * (o1 + g.o[1] * (o2 + g.o[2] * (co + g.cout * n)))] = acc;
+                        }
+                    }
+                }
+            }
+        }
+        Tensor::from_vec(y, &g.out_shape())
+    }
+
+    fn dot(a: &Tensor, b: &Tensor) -> f64 {
+        a.to_vec().iter().zip(b.to_vec()).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn hand_computed_2d() {
+        // x = [1 3; 2 4] (column-major), w = ones 2x2: one output, the sum
+        let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2, 1, 1]);
+        let w = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2, 1, 1]);
+        assert_eq!(x.conv(&w, &ConvSpec::new()).to_vec(), vec![30.0]);
+        assert_eq!(x.conv(&w, &ConvSpec::new().flip(true)).to_vec(), vec![20.0]);
+        // padding 1: the corner (0, 0) sees x[0,0] under w[1,1]
+        let y = x.conv(&w, &ConvSpec::new().pad(&[1]));
+        assert_eq!(y.shape(), &[3, 3, 1, 1]);
+        assert_eq!(y.get(&[0, 0, 0, 0]), 4.0);
+        assert_eq!(y.get(&[2, 2, 0, 0]), 4.0);
+    }
+
+    #[test]
+    fn errors_name_the_shapes() {
+        let e = Tensor::zeros(&[3, 3, 2, 1]).try_conv(&Tensor::zeros(&[5, 5, 2, 1]), &ConvSpec::new()).unwrap_err();
+        assert!(e.to_string().contains("larger than the padded input"), "{e}");
+        let e = Tensor::zeros(&[8, 2, 1]).try_conv(&Tensor::zeros(&[3, 2, 1]), &ConvSpec::new().pad(&[1, 2, 3])).unwrap_err();
+        assert!(e.to_string().contains("the padding has 3 values"), "{e}");
+        let e = Tensor::zeros(&[8, 4, 1]).try_conv(&Tensor::zeros(&[3, 2, 3]), &ConvSpec::new().groups(2)).unwrap_err();
+        assert!(e.to_string().contains("do not split"), "{e}");
+    }
+
+    fn spec_strategy() -> impl Strategy<Value = (usize, Vec<usize>, Vec<usize>, ConvSpec, usize, usize)> {
+        (1usize..=3, 1usize..=3, 1usize..=2, 1usize..=3, 1usize..=3, 0usize..=3, 1usize..=2, any::<bool>(), 1usize..=2, any::<bool>()).prop_map(
+            |(nd, k, groups, cpg, opg, pad, dil, flip, stride, asym)| {
+                let ks = vec![k; nd];
+                let xs: Vec<usize> = (0..nd).map(|d| 2 * k + 1 + d).collect();
+                let mut spec = ConvSpec::new().stride(&[stride + usize::from(asym)]).dilation(&[dil]).groups(groups).flip(flip);
+                spec = if asym { spec.pad(&(0..2 * nd).map(|i| (pad + i) % 4).collect::<Vec<_>>()) } else { spec.pad(&[pad]) };
+                (nd, xs, ks, spec, cpg * groups, opg * groups)
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn matches_the_direct_convolution_and_its_adjoints((nd, xs, ks, spec, cin, cout) in spec_strategy(), n in 1usize..=2) {
+            let mut xshape = xs.clone();
+            xshape.extend([cin, n]);
+            let mut wshape = ks.clone();
+            wshape.extend([cin / spec.groups_count(), cout]);
+            let _ = nd;
+            let x = Tensor::randn(&xshape).to_f64();
+            let w = Tensor::randn(&wshape).to_f64();
+            let Ok(y) = x.try_conv(&w, &spec) else { return Ok(()) };
+            let r = naive(&x, &w, &spec);
+            prop_assert!(y.allclose(&r, 1e-10, 1e-10));
+            // adjoints: <conv(x, w), dy> = <x, conv_data(dy, w)> = <w, conv_filter(x, dy)>
+            let dy = Tensor::randn(y.shape()).to_f64();
+            let dx = dy.conv_data(&w, &xshape, &spec);
+            let dw = x.conv_filter(&dy, &wshape, &spec);
+            let lhs = dot(&y, &dy);
+            prop_assert!((lhs - dot(&x, &dx)).abs() <= 1e-9 * (1.0 + lhs.abs()));
+            prop_assert!((lhs - dot(&w, &dw)).abs() <= 1e-9 * (1.0 + lhs.abs()));
+            // f32 agrees
+            let y32 = x.to_f32().conv(&w.to_f32(), &spec);
+            prop_assert!(y32.allclose(&y, 1e-4, 1e-4));
+        }
+    }
+}
