@@ -30,11 +30,13 @@ mod dtype;
 mod error;
 #[allow(unsafe_code)]
 mod kernels;
+mod linalg;
 mod matmul;
 mod ops;
 mod pool;
 mod random;
 mod reduce;
+mod scan;
 mod shape;
 mod shape_ops;
 mod softmax;
