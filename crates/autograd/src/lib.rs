@@ -35,6 +35,8 @@
 //! assert!(loss().item() < before);
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod backward;
 mod derivatives;
 mod error;
@@ -58,6 +60,7 @@ pub use gradcheck::{
 pub use gradient::{gradient, gradient_nested, gradient_params, gradients, try_update, update, AsTensor, Grads, Params};
 pub use ops::checkpoint::checkpoint;
 pub use ops::custom::CustomOp;
+pub use ops::linalg::{dot, kron, try_dot, try_kron};
 pub use tape::{in_gradient, is_recording, no_grad};
 pub use value::Value;
 pub use var::{param, Var};

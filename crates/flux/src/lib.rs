@@ -42,6 +42,8 @@
 //! [`seed`]. The repository's `docs/guide.md` walks through the library in the order of the
 //! seed notebook, and `cargo run --release --example tutorial` runs that notebook cell by cell.
 
+#![forbid(unsafe_code)]
+
 pub use flux_autograd as autograd;
 /// Data-parallel training over MPI (feature `distributed`, which turns on flux-distributed's
 /// `mpi` backend): see `docs/distributed.md`.

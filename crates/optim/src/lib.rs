@@ -45,6 +45,7 @@
 //! assert!((w.item() - 2.0).abs() < 0.05 && (b.item() - 1.0).abs() < 0.05);
 //! ```
 
+#![forbid(unsafe_code)]
 #![allow(mixed_script_confusables)]
 
 mod callbacks;

@@ -29,18 +29,16 @@
 //! ```
 
 #![allow(clippy::upper_case_acronyms)]
+// Unsafe code lives in `fused/` only (the LSTM kernels, the micro-kernel, the spin barrier and
+// the shared buffers); everything else is safe.
+#![deny(unsafe_code)]
 
 mod cell;
 mod cells;
+#[allow(unsafe_code)]
 mod fused;
-#[cfg(target_arch = "x86_64")]
-mod gates_avx512;
-mod kernels;
 mod per_thread;
-mod pool;
 mod recur;
-mod smallgemm;
-mod sync;
 
 pub use cell::{RecurrentCell, RecurrentState};
 pub use cells::{GRUCell, LSTMCell, RNNCell};

@@ -8,7 +8,7 @@
 //! (`i, f, g, o`, `c_t`, `tanh(c_t)` and `h_t` in one sweep), and writes its part of `h_t` where
 //! the next step reads it. A spin barrier per step hands the step over. Per step that is one
 //! GEMM `[x_tᵀ | h_{t-1}ᵀ] · W_units` (the register-blocked AVX-512 kernel of
-//! [`crate::smallgemm`] in f32, the general GEMM otherwise) and one gate pass per thread.
+//! [`crate::fused::smallgemm`] in f32, the general GEMM otherwise) and one gate pass per thread.
 //!
 //! When the result will be differentiated, the forward keeps, per thread, the activated gates,
 //! `c_t` and `tanh(c_t)` of every step, and every step's input `[x_tᵀ | h_{t-1}ᵀ]` (all steps as
@@ -23,16 +23,23 @@
 //! sequence with the differentiable step ([`crate::cells::lstm_step`]) and differentiates that,
 //! so higher-order gradients stay exact.
 
+#[cfg(target_arch = "x86_64")]
+mod gates_avx512;
+pub(crate) mod kernels;
+mod pool;
+mod smallgemm;
+mod sync;
+
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use flux_autograd::{gradients, CustomOp, Var};
 use flux_tensor::{DType, Tensor, TensorError};
 
+use self::kernels::{gates_backward, gates_forward, put_columns, transpose, transpose_into, Kern, StepForward};
+use self::pool::Pooled;
+use self::sync::{Shared, SpinBarrier};
 use crate::cells::lstm_step;
-use crate::kernels::{gates_backward, gates_forward, put_columns, transpose, transpose_into, Kern, StepForward};
-use crate::pool::{self, Pooled};
-use crate::sync::{Shared, SpinBarrier};
 
 /// What the forward pass keeps of a sequence. Matrices named batch-major are stored with the
 /// batch index fastest (`[N, k]`): a unit's values over the batch are contiguous, so the gate

@@ -2,7 +2,7 @@
 //! pre-activations of a step computing `i, f, g, o`, the new `c` and `h`) and backward, in f32
 //! and f64, with no allocation. f32 uses branch-free `exp`-based sigmoid and tanh that the
 //! compiler vectorises (about 1 ulp of `exp`), and on AVX-512 the hand-vectorised forward pass
-//! of [`crate::gates_avx512`]; f64 uses the standard library.
+//! of [`crate::fused::gates_avx512`]; f64 uses the standard library.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -14,7 +14,7 @@ pub(crate) struct StepMatrix<'a, E: Clone> {
     k: usize,
     m: usize,
     data: Cow<'a, [E]>,
-    /// Packed for [`crate::smallgemm`].
+    /// Packed for [`crate::fused::smallgemm`].
     packed: bool,
 }
 
@@ -124,15 +124,15 @@ fn exp_f32(x: f32) -> f32 {
 impl Kern for f32 {
     fn prepare_stacked(wi: &[f32], wh: &[f32], b: &[f32], is: usize, hs: usize, units: Range<usize>, n: usize) -> StepMatrix<'static, f32> {
         let (k, m) = (is + hs + 1, 4 * units.len());
-        if crate::smallgemm::usable(n) {
-            StepMatrix { k, m, data: Cow::Owned(crate::smallgemm::pack_stacked(wi, wh, b, is, hs, units)), packed: true }
+        if crate::fused::smallgemm::usable(n) {
+            StepMatrix { k, m, data: Cow::Owned(crate::fused::smallgemm::pack_stacked(wi, wh, b, is, hs, units)), packed: true }
         } else {
             StepMatrix { k, m, data: Cow::Owned(stacked(wi, wh, b, is, hs, units)), packed: false }
         }
     }
     fn prepare(b: &[f32], k: usize, m: usize, n: usize) -> StepMatrix<'_, f32> {
-        if crate::smallgemm::usable(n) {
-            StepMatrix { k, m, data: Cow::Owned(crate::smallgemm::pack(b, k, m)), packed: true }
+        if crate::fused::smallgemm::usable(n) {
+            StepMatrix { k, m, data: Cow::Owned(crate::fused::smallgemm::pack(b, k, m)), packed: true }
         } else {
             StepMatrix { k, m, data: Cow::Borrowed(b), packed: false }
         }
@@ -156,9 +156,9 @@ impl Kern for f32 {
                 // SAFETY: the CPU has AVX-512F, checked just above; the slices are one block.
                 return unsafe {
                     if keep {
-                        crate::gates_avx512::block_forward::<true>(gi, gf, gg, go, cp, cc, tcc, hc)
+                        crate::fused::gates_avx512::block_forward::<true>(gi, gf, gg, go, cp, cc, tcc, hc)
                     } else {
-                        crate::gates_avx512::block_forward::<false>(gi, gf, gg, go, cp, cc, tcc, hc)
+                        crate::fused::gates_avx512::block_forward::<false>(gi, gf, gg, go, cp, cc, tcc, hc)
                     }
                 };
             }
@@ -168,7 +168,7 @@ impl Kern for f32 {
     }
     fn step_gemm(n: usize, b: &StepMatrix<'_, f32>, a: &[f32], c: &mut [f32], accumulate: bool) {
         if b.packed {
-            crate::smallgemm::gemm_packed(n, b.m, b.k, a, &b.data, c, accumulate)
+            crate::fused::smallgemm::gemm_packed(n, b.m, b.k, a, &b.data, c, accumulate)
         } else {
             f32::gemm(n, b.m, b.k, a, false, &b.data, false, c, accumulate)
         }

@@ -5,7 +5,7 @@
 
 use std::sync::Mutex;
 
-use crate::kernels::Kern;
+use crate::fused::kernels::Kern;
 
 /// Buffers smaller than this (elements) are not worth pooling.
 const MIN_POOLED: usize = 1 << 15;

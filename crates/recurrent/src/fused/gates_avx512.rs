@@ -9,7 +9,7 @@
 //! NaN propagates (the clamps put the constant first: `vminps`/`vmaxps` return their second
 //! operand when either is NaN), so a diverged model shows NaN instead of saturated gates.
 //!
-//! Accuracy matches the portable f32 functions in [`crate::kernels`]: `exp` is the same Cephes
+//! Accuracy matches the portable f32 functions in [`crate::fused::kernels`]: `exp` is the same Cephes
 //! polynomial; `tanh` is `u / (u + 2)` with `u = e^2x - 1` from the same polynomial, which does
 //! not cancel near 0 (the portable one switches to a Taylor polynomial there instead).
 

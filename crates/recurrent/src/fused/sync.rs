@@ -104,7 +104,7 @@ impl<E> Shared<E> {
     }
 }
 
-impl<E: crate::kernels::Kern> Shared<E> {
+impl<E: crate::fused::kernels::Kern> Shared<E> {
     /// Shares the spare capacity of `v` (its first `v.capacity()` elements, uninitialised past
     /// `v.len()`): only [`Shared::put_transposed`] may touch it, and the caller sets the length
     /// once every element is written.
@@ -124,7 +124,7 @@ impl<E: crate::kernels::Kern> Shared<E> {
         }
         assert!(src.len() >= rows * cols && cols <= ld && at + (cols - 1) + ld * (rows - 1) < self.len, "shared buffer: transposed write out of bounds");
         // SAFETY: every element written is in bounds (checked above) and this thread's alone.
-        unsafe { crate::kernels::transpose_into(src, rows, rows, cols, self.ptr.add(at), ld) }
+        unsafe { crate::fused::kernels::transpose_into(src, rows, rows, cols, self.ptr.add(at), ld) }
     }
 }
 
