@@ -8,7 +8,7 @@ use flux_tensor::{BinaryOp, ReduceOp, UnaryOp};
 
 use crate::ops::checkpoint::{self, Recompute};
 use crate::ops::custom::{self, CustomOp};
-use crate::ops::{arith, matmul, reduce, shape, softmax, unary};
+use crate::ops::{arith, linalg, matmul, reduce, scan, shape, softmax, unary};
 use crate::value::Value;
 use crate::var::Var;
 
@@ -49,6 +49,16 @@ pub(crate) enum Op {
     Softmax(Var, usize),
     /// Log-softmax along a dimension (`ops/softmax.rs`).
     LogSoftmax(Var, usize),
+    /// Cumulative sum along a dimension, from the end when the flag is set (`ops/scan.rs`).
+    Cumsum(Var, usize, bool),
+    /// `op(A) \ B`, `op` a transpose when the flag is set (`ops/linalg.rs`).
+    Solve(Var, Var, bool),
+    /// Matrix inverse (`ops/linalg.rs`).
+    Inv(Var),
+    /// Determinant (`ops/linalg.rs`).
+    Det(Var),
+    /// Log-determinant (`ops/linalg.rs`).
+    LogDet(Var),
     /// A user-defined operation (`ops/custom.rs`).
     Custom(Arc<dyn CustomOp>, Vec<Var>),
     /// A checkpointed function of the first input, which the backward pass recomputes; the
@@ -77,6 +87,11 @@ impl Op {
             Op::Identity(_) => "identity",
             Op::Softmax(..) => "softmax",
             Op::LogSoftmax(..) => "logsoftmax",
+            Op::Cumsum(..) => "cumsum",
+            Op::Solve(..) => "solve",
+            Op::Inv(_) => "inv",
+            Op::Det(_) => "det",
+            Op::LogDet(_) => "logdet",
             Op::Custom(..) => "custom",
             Op::Checkpoint(..) => "checkpoint",
         }
@@ -96,8 +111,12 @@ impl Op {
             | Op::Cast(x)
             | Op::Identity(x)
             | Op::Softmax(x, _)
-            | Op::LogSoftmax(x, _) => f(x),
-            Op::Binary(_, a, b) | Op::MatmulT(a, b, _, _) | Op::BmmT(a, b, _, _) => {
+            | Op::LogSoftmax(x, _)
+            | Op::Cumsum(x, _, _)
+            | Op::Inv(x)
+            | Op::Det(x)
+            | Op::LogDet(x) => f(x),
+            Op::Binary(_, a, b) | Op::MatmulT(a, b, _, _) | Op::BmmT(a, b, _, _) | Op::Solve(a, b, _) => {
                 f(a);
                 f(b)
             }
@@ -131,8 +150,12 @@ impl Op {
             | Op::Cast(x)
             | Op::Identity(x)
             | Op::Softmax(x, _)
-            | Op::LogSoftmax(x, _) => f(x),
-            Op::Binary(_, a, b) | Op::MatmulT(a, b, _, _) | Op::BmmT(a, b, _, _) => {
+            | Op::LogSoftmax(x, _)
+            | Op::Cumsum(x, _, _)
+            | Op::Inv(x)
+            | Op::Det(x)
+            | Op::LogDet(x) => f(x),
+            Op::Binary(_, a, b) | Op::MatmulT(a, b, _, _) | Op::BmmT(a, b, _, _) | Op::Solve(a, b, _) => {
                 f(a);
                 f(b)
             }
@@ -168,6 +191,11 @@ impl Op {
             Op::Identity(_) => grads.push(Some(g.clone())),
             Op::Softmax(_, dim) => grads.push(Some(softmax::softmax_backward(&y(), *dim, g))),
             Op::LogSoftmax(_, dim) => grads.push(Some(softmax::logsoftmax_backward(&y(), *dim, g))),
+            Op::Cumsum(_, dim, rev) => grads.push(Some(scan::cumsum_backward(*dim, *rev, g))),
+            Op::Solve(a, _, t) => grads.extend(linalg::solve_backward(&V::of(a), &y(), *t, g, needs)),
+            Op::Inv(_) => grads.push(Some(linalg::inv_backward(&y(), g))),
+            Op::Det(a) => grads.push(Some(linalg::det_backward(&V::of(a), &y(), g))),
+            Op::LogDet(a) => grads.push(Some(linalg::logdet_backward(&V::of(a), g))),
             Op::Custom(op, xs) => grads.extend(custom::backward(op.as_ref(), xs, out, g, needs)),
             Op::Checkpoint(f, xs) => grads.extend(checkpoint::backward_rule(f, xs, g, needs)),
         }
@@ -197,6 +225,11 @@ impl Op {
             Op::Identity(_) => t(0).cloned(),
             Op::Softmax(_, dim) => Some(softmax::softmax_tangent(out, *dim, t(0)?)),
             Op::LogSoftmax(_, dim) => Some(softmax::logsoftmax_tangent(out, *dim, t(0)?)),
+            Op::Cumsum(_, dim, rev) => Some(t(0)?.scan(*dim, *rev)),
+            Op::Solve(a, _, tr) => linalg::solve_tangent(a, out, *tr, t(0), t(1)),
+            Op::Inv(_) => Some(linalg::inv_tangent(out, t(0)?)),
+            Op::Det(a) => Some(out * &linalg::trace_inv_times(a, t(0)?)),
+            Op::LogDet(a) => Some(linalg::trace_inv_times(a, t(0)?)),
             Op::Custom(op, xs) => custom::tangent(op.as_ref(), xs, out, ts),
             Op::Checkpoint(f, xs) => checkpoint::tangent(f, xs),
         }

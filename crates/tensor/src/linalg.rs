@@ -146,7 +146,7 @@ impl<T: Element> Lu<T> {
         if self.singular {
             return T::ZERO;
         }
-        let mut d = if self.swaps % 2 == 0 { T::ONE } else { -T::ONE };
+        let mut d = if self.swaps.is_multiple_of(2) { T::ONE } else { -T::ONE };
         for k in 0..self.n {
             d = d * self.lu[k * self.n + k];
         }
@@ -158,7 +158,7 @@ impl<T: Element> Lu<T> {
         if self.singular {
             return (T::neg_infinity(), T::ZERO);
         }
-        let mut sign = if self.swaps % 2 == 0 { T::ONE } else { -T::ONE };
+        let mut sign = if self.swaps.is_multiple_of(2) { T::ONE } else { -T::ONE };
         let mut s = T::ZERO;
         for k in 0..self.n {
             let u = self.lu[k * self.n + k];

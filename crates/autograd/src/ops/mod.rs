@@ -4,9 +4,11 @@
 pub mod arith;
 pub mod checkpoint;
 pub mod custom;
+pub mod linalg;
 pub mod matmul;
 pub mod operators;
 pub mod reduce;
+pub mod scan;
 pub mod shape;
 pub mod softmax;
 pub mod unary;
