@@ -61,7 +61,6 @@ pub use gradient::{gradient, gradient_nested, gradient_params, gradients, try_up
 pub use ops::checkpoint::checkpoint;
 pub use ops::custom::CustomOp;
 pub use ops::linalg::{dot, kron, try_dot, try_kron};
-pub use ops::linalg::{dot, kron, try_dot, try_kron};
 pub use tape::{in_gradient, is_recording, no_grad};
 pub use value::Value;
 pub use var::{param, Var};
