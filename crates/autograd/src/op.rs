@@ -7,6 +7,7 @@ use std::sync::Arc;
 use flux_tensor::{BinaryOp, ReduceOp, UnaryOp};
 
 use crate::ops::checkpoint::{self, Recompute};
+use crate::ops::conv::{self, ConvKind};
 use crate::ops::custom::{self, CustomOp};
 use crate::ops::{arith, linalg, matmul, reduce, scan, shape, softmax, unary};
 use crate::value::Value;
@@ -64,6 +65,8 @@ pub(crate) enum Op {
     /// A checkpointed function of the first input, which the backward pass recomputes; the
     /// other inputs are the tracked values it reads (`ops/checkpoint.rs`).
     Checkpoint(Recompute, Vec<Var>),
+    /// A convolution or one of its two adjoints, all bilinear (`ops/conv.rs`).
+    Conv(ConvKind, Var, Var, Arc<flux_tensor::ConvSpec>),
 }
 
 impl Op {
@@ -94,6 +97,7 @@ impl Op {
             Op::LogDet(_) => "logdet",
             Op::Custom(..) => "custom",
             Op::Checkpoint(..) => "checkpoint",
+            Op::Conv(kind, ..) => kind.name(),
         }
     }
 
@@ -126,6 +130,7 @@ impl Op {
                 f(b)
             }
             Op::Concat(xs, _) | Op::Custom(_, xs) | Op::Checkpoint(_, xs) => xs.iter().for_each(f),
+            Op::Conv(_, a, b, _) => [a, b].into_iter().for_each(f),
         }
     }
 
@@ -165,6 +170,7 @@ impl Op {
                 f(b)
             }
             Op::Concat(xs, _) | Op::Custom(_, xs) | Op::Checkpoint(_, xs) => xs.into_iter().for_each(f),
+            Op::Conv(_, a, b, _) => [a, b].into_iter().for_each(f),
         }
     }
 
@@ -198,6 +204,7 @@ impl Op {
             Op::LogDet(a) => grads.push(Some(linalg::logdet_backward(&V::of(a), g))),
             Op::Custom(op, xs) => grads.extend(custom::backward(op.as_ref(), xs, out, g, needs)),
             Op::Checkpoint(f, xs) => grads.extend(checkpoint::backward_rule(f, xs, g, needs)),
+            Op::Conv(kind, a, b, spec) => grads.extend(conv::backward(*kind, a, b, spec, g, needs)),
         }
     }
 
@@ -232,6 +239,7 @@ impl Op {
             Op::LogDet(a) => Some(linalg::trace_inv_times(a, t(0)?)),
             Op::Custom(op, xs) => custom::tangent(op.as_ref(), xs, out, ts),
             Op::Checkpoint(f, xs) => checkpoint::tangent(f, xs),
+            Op::Conv(kind, a, b, spec) => conv::tangent(*kind, a, b, out, spec, t(0), t(1)),
         }
     }
 }

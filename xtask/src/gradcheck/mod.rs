@@ -3,6 +3,7 @@
 
 mod autograd;
 mod compositions;
+mod conv;
 mod forward;
 mod layers;
 mod recurrent;
@@ -55,6 +56,7 @@ pub fn run(filter: Option<&str>) -> usize {
     let mut cases = autograd::cases();
     cases.extend(layers::cases());
     cases.extend(recurrent::cases());
+    cases.extend(conv::cases());
     let mut ops = std::collections::BTreeSet::new();
     let (mut first, mut second, mut failed) = (0usize, 0usize, 0usize);
     for case in cases.iter().filter(|c| filter.is_none_or(|f| c.op.contains(f))) {

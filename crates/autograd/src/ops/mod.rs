@@ -3,10 +3,12 @@
 
 pub mod arith;
 pub mod checkpoint;
+pub mod conv;
 pub mod custom;
 pub mod linalg;
 pub mod matmul;
 pub mod operators;
+pub mod pool;
 pub mod reduce;
 pub mod scan;
 pub mod shape;
