@@ -12,8 +12,10 @@
 //! - Losses (prediction first): [`mse`], [`crossentropy`], [`logitcrossentropy`],
 //!   [`binarycrossentropy`], [`logitbinarycrossentropy`] (each with a `try_` form); [`norm`].
 //! - Labels: [`onehot`], [`onehotbatch`], [`onecold`].
-//! - [`Dropout`], [`LayerNorm`], [`BatchNorm`], with [`TrainMode`] (automatic inside a gradient
-//!   call, or fixed by [`testmode`]/[`trainmode`]).
+//! - Containers: [`SkipConnection`], [`Parallel`], [`Maxout`]; [`Embedding`];
+//!   [`MultiHeadAttention`] (with [`causal_mask`]).
+//! - [`Dropout`], [`LayerNorm`], [`BatchNorm`], [`GroupNorm`], [`InstanceNorm`], with
+//!   [`TrainMode`] (automatic inside a gradient call, or fixed by [`testmode`]/[`trainmode`]).
 //! - Saved state: [`save_state`]/[`load_state`] (a JSON file keyed by structural path), and the
 //!   in-memory [`state_to_json`]/[`load_state_json`].
 //!
@@ -33,43 +35,57 @@
 extern crate self as flux_layers;
 
 pub mod activation;
+mod attention;
 mod batchnorm;
 mod chain;
 mod deepcopy;
 mod dense;
 mod derive_support;
 mod dropout;
+mod embedding;
 mod error;
+mod groupnorm;
 mod init;
 mod input;
+mod instancenorm;
 mod layer;
 mod layernorm;
 pub mod loss;
+mod maxout;
 mod mode;
 mod norm;
 mod onehot;
+mod parallel;
+mod skip;
 pub mod state;
 mod traverse;
 
 pub use activation::{elu, elu_with, gelu, identity, leakyrelu, leakyrelu_with, logsoftmax, relu, sigmoid, softmax, softplus, swish, tanh, σ};
+pub use attention::{causal_mask, MultiHeadAttention};
 pub use batchnorm::BatchNorm;
 pub use chain::{activations, compose, Chain, Compose};
 pub use deepcopy::{deepcopy, DeepCopy};
 pub use dense::{Activation, Dense};
 pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use error::LayerError;
 pub use flux_derive::{Layer, Traverse};
+pub use groupnorm::GroupNorm;
 pub use init::{glorot_normal, glorot_normal_with, glorot_uniform, glorot_uniform_with};
 pub use input::cast_like;
+pub use instancenorm::InstanceNorm;
 pub use layer::{fn_name, Layer, Modal, Show, Stateful, Traverse, Visitor, Walker};
 pub use layernorm::LayerNorm;
 pub use loss::{
     binarycrossentropy, crossentropy, logitbinarycrossentropy, logitcrossentropy, mse, try_binarycrossentropy, try_crossentropy, try_logitbinarycrossentropy,
     try_logitcrossentropy, try_mse,
 };
+pub use maxout::Maxout;
 pub use mode::TrainMode;
 pub use norm::norm;
 pub use onehot::{onecold, onehot, onehotbatch, try_onecold, try_onehot, try_onehotbatch};
+pub use parallel::Parallel;
+pub use skip::SkipConnection;
 pub use state::{load_state, load_state_json, save_state, state_to_json, tensor_from_json, tensor_to_json, try_state_to_json};
 pub use traverse::{named_params, params, reset, testmode, to_dtype, to_f32, to_f64, trainmode, truncate};
 
