@@ -3,7 +3,8 @@
 //!
 //! `LSTM(vocab => 128)` then `Dense(128 => vocab)`, trained with Adam on random 50-character
 //! windows, 32 at a time, through the fused LSTM sequence path (backprop through time over each
-//! window, the state reset between windows). It prints the loss falling (nats per character,
+//! window, the state reset between windows). The model is one `#[derive(Layer)]` struct, saved
+//! with `save_state` at the end. It prints the loss falling (nats per character,
 //! starting near `ln(vocab)`), then a sample of generated text. The loss of every step goes
 //! into a `History`, drawn to `target/plots/char_lstm.png`.
 //!
@@ -23,6 +24,26 @@ const HIDDEN: usize = 128;
 const SEQ: usize = 50;
 const BATCH: usize = 32;
 
+/// The whole model in one value (Flux's `@layer`): `params`, `reset` and `save_state` see
+/// `lstm.cell.Wi`, ..., `out.weight`, `out.bias` through the derive.
+#[derive(Layer)]
+struct CharModel {
+    lstm: Recur<LSTMCell>,
+    out: Dense,
+}
+
+impl CharModel {
+    /// One character's one-hot in, the next character's logits out (the state carries over).
+    fn forward(&self, x: &Var) -> Var {
+        self.out.forward(&self.lstm.forward(x))
+    }
+
+    /// A window of steps through the fused LSTM path, logits `[vocab, steps * batch]`.
+    fn window(&self, xs: &[Var]) -> Var {
+        self.out.forward(&Var::concat(&self.lstm.forward_seq(xs), 1))
+    }
+}
+
 fn main() {
     let steps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2500);
     flux::seed(1);
@@ -36,12 +57,10 @@ fn main() {
     let v = vocab.len();
     println!("{} characters, vocabulary of {v}; chance level is ln({v}) = {:.2} nats/char", ids.len(), (v as f64).ln());
 
-    let lstm = LSTM::new(v, HIDDEN);
-    let dense = Dense::new(HIDDEN, v, identity);
-    let mut ps = params(&lstm);
-    ps.extend(params(&dense).iter().cloned());
+    let model = CharModel { lstm: LSTM::new(v, HIDDEN), out: Dense::new(HIDDEN, v, identity) };
+    let ps = params(&model);
     let mut opt = Adam::new(3e-3);
-    println!("model: {lstm} then {dense}, {} parameters", ps.numel());
+    println!("model: {model}, {} parameters", ps.numel());
 
     let start = Instant::now();
     let mut running = 0.0;
@@ -55,9 +74,8 @@ fn main() {
         let mut loss_value = 0.0;
         let gs = gradient_params(
             || {
-                reset(&lstm);
-                let hs = lstm.forward_seq(&xs); // fused: one kernel over the whole window
-                let logits = dense.forward(&Var::concat(&hs, 1)); // [vocab, SEQ * BATCH]
+                reset(&model);
+                let logits = model.window(&xs); // fused: one kernel over the whole window
                 let loss = logitcrossentropy(&logits, &targets);
                 loss_value = loss.item();
                 loss
@@ -82,16 +100,21 @@ fn main() {
         Ok(path) => println!("curves: {}", path.display()),
         Err(e) => eprintln!("could not write the loss curve: {e}"),
     }
+    let saved = plots.join("../char_lstm.json");
+    match save_state(&model, &saved) {
+        Ok(()) => println!("model state: {} (load_state(&model, path) restores it)", saved.display()),
+        Err(e) => eprintln!("could not save the model: {e}"),
+    }
 
     // generate: prime with a line of the play, then sample one character at a time
     let temperature = 0.6;
     let prompt = "PROSPERO.\n";
     let mut out = String::from(prompt);
     let text = no_grad(|| {
-        reset(&lstm);
+        reset(&model);
         let mut logits = None;
         for c in prompt.chars() {
-            logits = Some(dense.forward(&lstm.forward(&Var::from(onehot(index(c), v)))));
+            logits = Some(model.forward(&Var::from(onehot(index(c), v))));
         }
         for _ in 0..400 {
             let p = softmax(&(logits.take().expect("primed") * (1.0 / temperature))).to_vec();
@@ -105,7 +128,7 @@ fn main() {
                 u -= pi;
             }
             out.push(vocab[next]);
-            logits = Some(dense.forward(&lstm.forward(&Var::from(onehot(next, v)))));
+            logits = Some(model.forward(&Var::from(onehot(next, v))));
         }
         out
     });

@@ -19,6 +19,10 @@ use crate::layer::Layer;
 /// flux_autograd::update(&w, &flux_autograd::Var::scalar(1.0));
 /// assert_eq!((w.item(), c.item()), (2.0, 1.0));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be deep-copied: not a layer, a `Var`, or a `Vec`/`Option`/`Box` of them",
+    label = "not a layer or a `Var`"
+)]
 pub trait DeepCopy: Sized {
     /// The copy.
     fn deepcopy(&self) -> Self;
