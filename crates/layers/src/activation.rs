@@ -117,6 +117,19 @@ pub fn softplus(x: &Var) -> Var {
     x.softplus()
 }
 
+/// Log of the sigmoid, `logσ(x) = -softplus(-x)` (Flux's `logσ`, NNlib's `logsigmoid`),
+/// computed stably: no overflow for large negative `x` and exactly 0 for large positive `x`.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// let x = Var::from(Tensor::from_vec(vec![-1000.0, 0.0, 1000.0], &[3]));
+/// assert_eq!(flux_layers::logsigmoid(&x).to_vec(), vec![-1000.0, -(2f64.ln()), 0.0]);
+/// ```
+pub fn logsigmoid(x: &Var) -> Var {
+    -(-x).softplus()
+}
+
 /// Softmax along the first (feature) dimension, max-subtracted: each column of a
 /// `[classes, batch]` matrix sums to 1.
 ///
@@ -144,9 +157,9 @@ pub fn logsoftmax(x: &Var) -> Var {
 /// Every activation with its Flux name, for tests and the gradcheck suite.
 ///
 /// ```
-/// assert_eq!(flux_layers::activation::ALL.len(), 11);
+/// assert_eq!(flux_layers::activation::ALL.len(), 12);
 /// ```
-pub const ALL: [(&str, fn(&Var) -> Var); 11] = [
+pub const ALL: [(&str, fn(&Var) -> Var); 12] = [
     ("identity", identity),
     ("sigmoid", sigmoid),
     ("tanh", tanh),
@@ -158,4 +171,5 @@ pub const ALL: [(&str, fn(&Var) -> Var); 11] = [
     ("softplus", softplus),
     ("softmax", softmax),
     ("logsoftmax", logsoftmax),
+    ("logsigmoid", logsigmoid),
 ];

@@ -60,7 +60,7 @@ mod skip;
 pub mod state;
 mod traverse;
 
-pub use activation::{elu, elu_with, gelu, identity, leakyrelu, leakyrelu_with, logsoftmax, relu, sigmoid, softmax, softplus, swish, tanh, σ};
+pub use activation::{elu, elu_with, gelu, identity, leakyrelu, leakyrelu_with, logsigmoid, logsoftmax, relu, sigmoid, softmax, softplus, swish, tanh, σ};
 pub use attention::{causal_mask, MultiHeadAttention};
 pub use batchnorm::BatchNorm;
 pub use chain::{activations, compose, Chain, Compose};
@@ -77,7 +77,8 @@ pub use instancenorm::InstanceNorm;
 pub use layer::{fn_name, Layer, Modal, Show, Stateful, Traverse, Visitor, Walker};
 pub use layernorm::LayerNorm;
 pub use loss::{
-    binarycrossentropy, crossentropy, logitbinarycrossentropy, logitcrossentropy, mse, try_binarycrossentropy, try_crossentropy, try_logitbinarycrossentropy,
+    binarycrossentropy, crossentropy, crossentropy_weighted, focal_loss, huber_loss, kldivergence, logitbinarycrossentropy, logitcrossentropy, mse,
+    try_binarycrossentropy, try_crossentropy, try_crossentropy_weighted, try_focal_loss, try_huber_loss, try_kldivergence, try_logitbinarycrossentropy,
     try_logitcrossentropy, try_mse,
 };
 pub use maxout::Maxout;

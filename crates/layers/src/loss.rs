@@ -1,5 +1,6 @@
 //! Loss functions, prediction first (`loss(ŷ, y)`), as in Flux: [`mse`], [`crossentropy`],
-//! [`logitcrossentropy`], [`binarycrossentropy`], [`logitbinarycrossentropy`].
+//! [`logitcrossentropy`], [`binarycrossentropy`], [`logitbinarycrossentropy`], [`huber_loss`],
+//! [`kldivergence`], [`focal_loss`], [`crossentropy_weighted`].
 //!
 //! All are built from autograd `Var` operations (the only data-dependent pieces are constant
 //! masks), so they are differentiable twice and nest inside `gradient` like any other function.
@@ -301,5 +302,214 @@ mod tests {
     #[should_panic(expected = "crossentropy")]
     fn mismatch_panics_with_the_loss_name() {
         crossentropy(&v(vec![0.5, 0.5], &[2]), &v(vec![1.0, 0.0, 0.0], &[3]));
+    }
+}
+
+/// Huber loss with `δ = 1`, averaged over every element (Flux's `huber_loss(ŷ, y)`):
+/// `0.5·|ŷ - y|²` where `|ŷ - y| < δ`, `δ·(|ŷ - y| - 0.5·δ)` elsewhere. The branch is a
+/// constant mask, as Flux's `ignore_derivatives`, so the loss is twice differentiable away from
+/// the kink at `|ŷ - y| = δ`.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// let yhat = Var::from(Tensor::from_vec(vec![0.5, 3.0], &[2]));
+/// let y = Var::from(Tensor::zeros(&[2]));
+/// // (0.5·0.25 + (3 - 0.5)) / 2
+/// assert_eq!(flux_layers::huber_loss(&yhat, &y).item(), 1.3125);
+/// ```
+pub fn huber_loss(yhat: &Var, y: &Var) -> Var {
+    or_panic(try_huber_loss(yhat, y))
+}
+
+/// [`huber_loss`], returning an error naming `huber_loss` when the shapes differ.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// assert!(flux_layers::try_huber_loss(&Var::from(Tensor::ones(&[2])), &Var::from(Tensor::ones(&[3]))).unwrap_err().to_string().starts_with("huber_loss"));
+/// ```
+pub fn try_huber_loss(yhat: &Var, y: &Var) -> Result<Var, LayerError> {
+    check_shapes("huber_loss", yhat, y)?;
+    const DELTA: f64 = 1.0;
+    let abs_error = (yhat - y).abs();
+    let inside = abs_error.data().map(|e| if e < DELTA { 1.0 } else { 0.0 });
+    let outside = inside.map(|k| 1.0 - k);
+    let quadratic = abs_error.powi(2) * Var::constant(inside) * 0.5;
+    let linear = (&abs_error - 0.5 * DELTA) * DELTA * Var::constant(outside);
+    Ok((quadratic + linear).mean())
+}
+
+/// `x .* log(x)` with `0·log(0) = 0` (Flux's `xlogx`).
+fn xlogx(x: &Var) -> Var {
+    xlogy(x, x)
+}
+
+/// Kullback-Leibler divergence of the distribution `y` from the prediction `ŷ`, both
+/// probabilities along dim 0, averaged over the other dims (Flux's `kldivergence(ŷ, y)`):
+/// `mean(sum(xlogx.(y); dims = 1)) + crossentropy(ŷ, y)` with `crossentropy`'s `ϵ = eps(ŷ)`
+/// added to `ŷ`.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// let p1 = Var::from(Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], &[2, 2]));
+/// let p2 = Var::from(Tensor::full(&[2, 2], 0.5));
+/// assert!((flux_layers::kldivergence(&p2, &p1).item() - 2f64.ln()).abs() < 1e-12);
+/// ```
+pub fn kldivergence(yhat: &Var, y: &Var) -> Var {
+    or_panic(try_kldivergence(yhat, y))
+}
+
+/// [`kldivergence`], returning an error naming `kldivergence` when the shapes differ.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// assert!(flux_layers::try_kldivergence(&Var::from(Tensor::ones(&[2])), &Var::from(Tensor::ones(&[1, 2]))).is_err());
+/// ```
+pub fn try_kldivergence(yhat: &Var, y: &Var) -> Result<Var, LayerError> {
+    check_shapes("kldivergence", yhat, y)?;
+    let n = batch_size(y) as f64;
+    let eps = eps_of(yhat.dtype());
+    let entropy = xlogx(y).sum() * (1.0 / n);
+    let cross_entropy = xlogy(y, &(yhat + eps)).sum() * (-1.0 / n);
+    Ok(entropy + cross_entropy)
+}
+
+/// Focal loss with `γ = 2` (Flux's `focal_loss(ŷ, y)`, Lin et al. 2017) of probabilities `ŷ`
+/// (a softmax output) against one-hot targets `y`, classes along dim 0:
+/// `mean(sum(-y .* (1 .- ŷ).^γ .* log.(ŷ); dims = 1))` with `ŷ = ŷ .+ eps(ŷ)`. Well-classified
+/// samples weigh less than in [`crossentropy`].
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// let p = Var::from(Tensor::from_vec(vec![0.5, 0.5], &[2]));
+/// let y = Var::from(Tensor::from_vec(vec![0.0, 1.0], &[2]));
+/// assert!((flux_layers::focal_loss(&p, &y).item() - 0.25 * 2f64.ln()).abs() < 1e-12);
+/// ```
+pub fn focal_loss(yhat: &Var, y: &Var) -> Var {
+    or_panic(try_focal_loss(yhat, y))
+}
+
+/// [`focal_loss`], returning an error naming `focal_loss` when the shapes differ.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// assert!(flux_layers::try_focal_loss(&Var::from(Tensor::ones(&[3])), &Var::from(Tensor::ones(&[2]))).is_err());
+/// ```
+pub fn try_focal_loss(yhat: &Var, y: &Var) -> Result<Var, LayerError> {
+    check_shapes("focal_loss", yhat, y)?;
+    const GAMMA: i32 = 2;
+    let n = batch_size(y) as f64;
+    let p = yhat + eps_of(yhat.dtype());
+    let weight = (1.0 - &p).powi(GAMMA);
+    Ok((xlogy(y, &p) * weight).sum() * (-1.0 / n))
+}
+
+/// Cross-entropy with class weights `w` (one per class, the length of dim 0):
+/// `mean(-sum(w .* y .* log.(ŷ .+ ϵ); dims = 1))`, `ϵ = eps(ŷ)`, the mean over samples (the
+/// other dims), as Flux's `crossentropy(ŷ, y; agg = x -> mean(w .* x))` on per-class terms and
+/// Flux 0.10's `crossentropy(ŷ, y; weight = w)`. Unlike PyTorch's `weight`, it does not
+/// divide by the total weight of the targets. `0·log(0)` counts as 0.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_layers::{crossentropy_weighted, onehotbatch};
+/// use flux_tensor::Tensor;
+/// let p = Var::from(Tensor::full(&[2, 2], 0.5));
+/// let y = Var::from(onehotbatch(&[0, 1], 2));
+/// let w = Var::from(Tensor::from_vec(vec![1.0, 3.0], &[2]));
+/// assert!((crossentropy_weighted(&p, &y, &w).item() - 2.0 * 2f64.ln()).abs() < 1e-12);
+/// ```
+pub fn crossentropy_weighted(yhat: &Var, y: &Var, w: &Var) -> Var {
+    or_panic(try_crossentropy_weighted(yhat, y, w))
+}
+
+/// [`crossentropy_weighted`], returning an error naming the loss when the shapes of `ŷ` and
+/// `y` differ or `w` is not a vector with one weight per class.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// let (p, w) = (Var::from(Tensor::ones(&[3, 2])), Var::from(Tensor::ones(&[2])));
+/// let e = flux_layers::try_crossentropy_weighted(&p, &p, &w).unwrap_err();
+/// assert!(e.to_string().starts_with("crossentropy_weighted"));
+/// ```
+pub fn try_crossentropy_weighted(yhat: &Var, y: &Var, w: &Var) -> Result<Var, LayerError> {
+    check_shapes("crossentropy_weighted", yhat, y)?;
+    let classes = if yhat.rank() == 0 { 1 } else { yhat.shape()[0] };
+    if w.shape().dims() != [classes] {
+        return Err(LayerError::InputShape {
+            layer: "crossentropy_weighted".to_string(),
+            got: w.shape().to_vec(),
+            expected: format!("weights w of shape [{classes}], one per class of ŷ {:?}", yhat.shape().to_vec()),
+        });
+    }
+    let n = batch_size(y) as f64;
+    let eps = eps_of(yhat.dtype());
+    Ok((xlogy(y, &(yhat + eps)) * w).sum() * (-1.0 / n))
+}
+
+#[cfg(test)]
+mod issue13_tests {
+    use super::*;
+    use flux_autograd::gradient;
+    use flux_tensor::Tensor;
+
+    fn v(data: Vec<f64>, shape: &[usize]) -> Var {
+        Var::from(Tensor::from_vec(data, shape))
+    }
+
+    #[test]
+    fn huber_matches_flux_piecewise() {
+        // errors -2, -0.5, 0, 1.5 with δ = 1: 1.5, 0.125, 0, 1.0
+        let yhat = v(vec![-2.0, -0.5, 0.0, 1.5], &[2, 2]);
+        let y = v(vec![0.0; 4], &[2, 2]);
+        assert!((huber_loss(&yhat, &y).item() - 2.625 / 4.0).abs() < 1e-12);
+        // gradient: clamp(error, -1, 1) / n
+        let g = gradient(|p| huber_loss(p, &y), &yhat).to_vec();
+        assert_eq!(g, vec![-0.25, -0.125, 0.0, 0.25]);
+    }
+
+    #[test]
+    fn kldivergence_is_zero_for_equal_distributions_and_matches_hand_values() {
+        let p = v(vec![0.2, 0.8, 0.6, 0.4], &[2, 2]);
+        assert!(kldivergence(&p, &p).item().abs() < 1e-12);
+        let q = v(vec![0.5, 0.5, 0.5, 0.5], &[2, 2]);
+        let want = ((0.2f64 * (0.2f64 / 0.5).ln() + 0.8 * (0.8f64 / 0.5).ln()) + (0.6 * (0.6f64 / 0.5).ln() + 0.4 * (0.4f64 / 0.5).ln())) / 2.0;
+        assert!((kldivergence(&q, &p).item() - want).abs() < 1e-12);
+        // d/dŷ = -y / (ŷ + ϵ) / batch
+        let g = gradient(|q| kldivergence(q, &p), &q).to_vec();
+        assert!((g[0] + 0.2 / 0.5 / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn focal_loss_matches_hand_values() {
+        // one sample, classes 3, target class 2 with p = 0.7: -(0.3)^2 log(0.7)
+        let p = v(vec![0.1, 0.2, 0.7], &[3]);
+        let y = v(vec![0.0, 0.0, 1.0], &[3]);
+        let want = -(0.3f64.powi(2)) * 0.7f64.ln();
+        assert!((focal_loss(&p, &y).item() - want).abs() < 1e-12);
+        // derivative in p_t: 2(1-p) log p - (1-p)^2 / p
+        let g = gradient(|p| focal_loss(p, &y), &p).to_vec();
+        assert!((g[2] - (2.0 * 0.3 * 0.7f64.ln() - 0.09 / 0.7)).abs() < 1e-12);
+        assert_eq!(&g[..2], &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn weighted_crossentropy_reduces_to_crossentropy_with_unit_weights() {
+        let p = v(vec![0.2, 0.3, 0.5, 0.6, 0.1, 0.3], &[3, 2]);
+        let y = v(vec![0.0, 1.0, 0.0, 1.0, 0.0, 0.0], &[3, 2]);
+        let ones = v(vec![1.0; 3], &[3]);
+        let want = -(0.3f64.ln() + 0.6f64.ln()) / 2.0;
+        assert!((crossentropy_weighted(&p, &y, &ones).item() - want).abs() < 1e-12);
+        let w = v(vec![2.0, 5.0, 1.0], &[3]);
+        let want_w = -(5.0 * 0.3f64.ln() + 2.0 * 0.6f64.ln()) / 2.0;
+        assert!((crossentropy_weighted(&p, &y, &w).item() - want_w).abs() < 1e-12);
+        let e = try_crossentropy_weighted(&p, &y, &v(vec![1.0; 2], &[2])).unwrap_err().to_string();
+        assert!(e.contains("crossentropy_weighted") && e.contains("[3]") && e.contains("[2]"), "{e}");
     }
 }
