@@ -100,7 +100,7 @@ impl<L: Layer> CustomOp for ParamProbe<L> {
 }
 
 /// A first-order case with respect to every parameter of `layer` and its input `x`.
-fn param_case<L: Layer + 'static>(op: &'static str, what: &str, layer: L, x: Tensor) -> Case {
+pub(super) fn param_case<L: Layer + 'static>(op: &'static str, what: &str, layer: L, x: Tensor) -> Case {
     to_f64(&layer);
     let ps: Vec<Var> = params(&layer).iter().cloned().collect();
     let mut inputs: Vec<Tensor> = ps.iter().map(|p| p.data()).collect();
@@ -182,7 +182,7 @@ fn dense_and_chain(v: &mut Vec<Case>) {
     v.push(param_case("Chain", "Dense tanh, Dense, softmax, [5, 2]", chain![dense64(5, 4, tanh), dense64(4, 3, identity), softmax], Tensor::randn(&[5, 2])));
 }
 
-fn randomise(layer: &impl Layer) {
+pub(super) fn randomise(layer: &impl Layer) {
     to_f64(layer);
     for p in params(layer).iter() {
         p.set_data(&Tensor::randn(&p.shape()) * 0.5 + 1.0);
