@@ -66,8 +66,9 @@ pub use flux_tensor::seed;
 /// ```
 pub mod prelude {
     pub use flux_autograd::{
-        checkpoint, gradcheck, gradcheck2, gradient, gradient_nested, gradient_params, gradients, hessian, hvp, in_gradient, in_jvp, jacobian, jvp, jvp_params,
-        jvps, no_grad, param, params, pullback, try_update, update, withgradient, withgradient_params, AutogradError, CustomOp, Grads, Params, Value, Var,
+        checkpoint, dot, gradcheck, gradcheck2, gradient, gradient_nested, gradient_params, gradients, hessian, hvp, in_gradient, in_jvp, jacobian, jvp,
+        jvp_params, jvps, kron, no_grad, param, params, pullback, try_dot, try_kron, try_update, update, withgradient, withgradient_params, AutogradError,
+        CustomOp, Grads, Params, Value, Var,
     };
     pub use flux_layers::*;
     pub use flux_optim::*;

@@ -6,6 +6,7 @@ mod compositions;
 mod conv;
 mod forward;
 mod layers;
+mod more_ops;
 mod more_layers;
 mod recurrent;
 
@@ -56,6 +57,7 @@ pub fn run(filter: Option<&str>) -> usize {
     flux_tensor::seed(20261127);
     let mut cases = autograd::cases();
     cases.extend(layers::cases());
+    cases.extend(more_ops::cases());
     cases.extend(more_layers::cases());
     cases.extend(recurrent::cases());
     cases.extend(conv::cases());
