@@ -73,5 +73,5 @@ pub mod prelude {
     pub use flux_layers::*;
     pub use flux_optim::*;
     pub use flux_recurrent::*;
-    pub use flux_tensor::{seed, BinaryOp, DType, ReduceOp, Shape, Tensor, TensorError, UnaryOp};
+    pub use flux_tensor::{seed, BinaryOp, ConvSpec, DType, PoolSpec, ReduceOp, Shape, Tensor, TensorError, UnaryOp};
 }

@@ -117,6 +117,18 @@ impl Dense {
         Ok(Dense { weight: param(weight), bias: param(bias), act: Activation::new(act) })
     }
 
+    /// A layer from given weight `[out, in]` and bias `[out]` values: the same as
+    /// [`Dense::from_parts`], under the name the convolutional layers use.
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// let d = flux_layers::Dense::from_weights(Tensor::ones(&[2, 3]), Tensor::zeros(&[2]), flux_layers::relu).unwrap();
+    /// assert_eq!(d.to_string(), "Dense(3 => 2, relu)");
+    /// ```
+    pub fn from_weights<F: Fn(&Var) -> Var + Send + Sync + 'static>(weight: Tensor, bias: Tensor, act: F) -> Result<Dense, LayerError> {
+        Dense::from_parts(weight, bias, act)
+    }
+
     /// The weight `W`, `[out, in]` (Flux's `m.W`).
     ///
     /// ```

@@ -2,6 +2,10 @@
 //! conv, max and mean pooling, at odd sizes, strides larger than the kernel, padding larger than
 //! half the kernel (and per side), groups > 1, dilation > 1, flipped and unflipped kernels.
 
+use flux_layers::{
+    flatten, tanh, AdaptiveMaxPool, AdaptiveMeanPool, Conv, ConvTranspose, CrossCor, GlobalMaxPool, GlobalMeanPool, Layer, MaxPool, MeanPool, Upsample,
+    UpsampleMode,
+};
 use flux_tensor::{ConvSpec, PoolSpec, Tensor};
 
 use super::Case;
@@ -78,5 +82,31 @@ pub fn cases() -> Vec<Case> {
             h.conv(&v[2], &ConvSpec::new()).tanh()
         },
     ));
+    layer_cases(&mut v);
     v
+}
+
+/// The layers, with respect to their input (their parameters enter through the conv ops above).
+fn layer_cases(v: &mut Vec<Case>) {
+    let c = Conv::from_weights(randn(&[3, 2, 2, 3]), randn(&[3]), tanh).expect("valid parts").pad(&[1, 1, 0, 2]).stride(&[2, 1]);
+    v.push(Case::new("Conv", c.to_string(), vec![randn(&[7, 5, 2, 2])], move |x| c.forward(&x[0])));
+    let c = CrossCor::from_weights(randn(&[3, 1, 4]), randn(&[4]), tanh).expect("valid parts").groups(2).dilation(&[2]);
+    v.push(Case::new("CrossCor", c.to_string(), vec![randn(&[9, 2, 2])], move |x| c.forward(&x[0])));
+    let c = ConvTranspose::from_weights(randn(&[3, 3, 2, 3]), randn(&[2]), tanh).expect("valid parts").stride(&[2]).pad(&[1]);
+    v.push(Case::new("ConvTranspose", c.to_string(), vec![randn(&[3, 4, 3, 2])], move |x| c.forward(&x[0])));
+    let p = MaxPool::new(&[3, 2]).stride(&[2]).pad(&[1]);
+    v.push(Case::new("MaxPool", p.to_string(), vec![randn(&[7, 5, 2, 2])], move |x| p.forward(&x[0])));
+    let p = MeanPool::new(&[3]).stride(&[4]);
+    v.push(Case::new("MeanPool", p.to_string(), vec![randn(&[11, 2, 2])], move |x| p.forward(&x[0]).tanh()));
+    v.push(Case::new("GlobalMaxPool", "[5, 3, 2, 2]", vec![randn(&[5, 3, 2, 2])], |x| GlobalMaxPool.forward(&x[0])));
+    v.push(Case::new("GlobalMeanPool", "[5, 3, 2, 2], then tanh", vec![randn(&[5, 3, 2, 2])], |x| GlobalMeanPool.forward(&x[0]).tanh()));
+    let p = AdaptiveMaxPool::new(&[2, 3]);
+    v.push(Case::new("AdaptiveMaxPool", p.to_string(), vec![randn(&[7, 8, 2, 1])], move |x| p.forward(&x[0])));
+    let p = AdaptiveMeanPool::new(&[3, 2]);
+    v.push(Case::new("AdaptiveMeanPool", p.to_string(), vec![randn(&[7, 5, 2, 1])], move |x| p.forward(&x[0]).tanh()));
+    let u = Upsample::new(UpsampleMode::Nearest, &[2, 3]);
+    v.push(Case::new("Upsample", u.to_string(), vec![randn(&[3, 2, 2, 1])], move |x| u.forward(&x[0]).tanh()));
+    let u = Upsample::new(UpsampleMode::Bilinear, &[3, 2]);
+    v.push(Case::new("Upsample", u.to_string(), vec![randn(&[3, 2, 2, 2])], move |x| u.forward(&x[0]).tanh()));
+    v.push(Case::new("flatten", "[3, 2, 2, 2], then tanh", vec![randn(&[3, 2, 2, 2])], |x| flatten(&x[0]).tanh()));
 }
