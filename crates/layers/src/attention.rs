@@ -17,7 +17,8 @@ const MASKED: f64 = -1e30;
 /// `nn.MultiheadAttention(dim, nheads, bias=False)`).
 ///
 /// The query, key and value inputs are projected by `q_proj`, `k_proj`, `v_proj` (`[dim, dim]`
-/// weights, glorot-uniform, f32, no bias, as Flux's default `bias = false`), split into
+/// weights, glorot-uniform, f32, no bias, as Flux's default `bias = false`; with biases,
+/// zeros, from [`MultiHeadAttention::with_bias`], as PyTorch's default), split into
 /// `nheads` heads of `dim / nheads` features (feature `f` is in head `f ÷ (dim / nheads)`), and
 /// each head attends: `α = softmax(kᵀ q / √(dim / nheads))` along the keys, output `v α`. The
 /// heads are joined and projected by `out_proj`.
@@ -47,6 +48,10 @@ pub struct MultiHeadAttention {
     k_proj: Var,
     v_proj: Var,
     out_proj: Var,
+    q_bias: Option<Var>,
+    k_bias: Option<Var>,
+    v_bias: Option<Var>,
+    out_bias: Option<Var>,
     #[layer(skip)]
     nheads: usize,
 }
@@ -89,7 +94,41 @@ impl MultiHeadAttention {
     pub fn try_new(dim: usize, nheads: usize) -> Result<MultiHeadAttention, LayerError> {
         check_heads(dim, nheads)?;
         let w = || param(glorot_uniform(&[dim, dim]));
-        Ok(MultiHeadAttention { q_proj: w(), k_proj: w(), v_proj: w(), out_proj: w(), nheads })
+        Ok(MultiHeadAttention { q_proj: w(), k_proj: w(), v_proj: w(), out_proj: w(), q_bias: None, k_bias: None, v_bias: None, out_bias: None, nheads })
+    }
+
+    /// `MultiHeadAttention(dim; nheads, bias = true)`: each projection also adds a learnable
+    /// bias `[dim]` (zeros, f32), as PyTorch's `nn.MultiheadAttention` by default. Panics unless
+    /// `nheads` divides `dim`.
+    ///
+    /// ```
+    /// let m = flux_layers::MultiHeadAttention::with_bias(4, 2);
+    /// assert_eq!(m.to_string(), "MultiHeadAttention(4; nheads=2, bias=true)");
+    /// assert_eq!(flux_layers::params(&m).len(), 8);
+    /// ```
+    pub fn with_bias(dim: usize, nheads: usize) -> MultiHeadAttention {
+        let b = || Some(param(Tensor::zeros(&[dim]).to_f32()));
+        MultiHeadAttention { q_bias: b(), k_bias: b(), v_bias: b(), out_bias: b(), ..MultiHeadAttention::new(dim, nheads) }
+    }
+
+    /// [`MultiHeadAttention::from_weights`] with the biases of the four projections (each
+    /// `[dim]`, PyTorch's `in_proj_bias` split in three and `out_proj.bias`).
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// let (w, b) = (Tensor::ones(&[4, 4]), Tensor::zeros(&[4]));
+    /// let m = flux_layers::MultiHeadAttention::from_weights_and_biases([w.clone(), w.clone(), w.clone(), w], [b.clone(), b.clone(), b.clone(), b], 2).unwrap();
+    /// assert_eq!(m.biases().unwrap().3.shape(), &[4]);
+    /// ```
+    pub fn from_weights_and_biases(weights: [Tensor; 4], biases: [Tensor; 4], nheads: usize) -> Result<MultiHeadAttention, LayerError> {
+        let [q, k, v, out] = weights;
+        let m = MultiHeadAttention::from_weights(q, k, v, out, nheads)?;
+        let dim = m.dim();
+        if let Some(b) = biases.iter().find(|b| b.shape() != &[dim]) {
+            return Err(LayerError::Config { layer: "MultiHeadAttention".into(), reason: format!("bias {:?} must be [{dim}]", b.shape()) });
+        }
+        let [bq, bk, bv, bo] = biases.map(|b| Some(param(b)));
+        Ok(MultiHeadAttention { q_bias: bq, k_bias: bk, v_bias: bv, out_bias: bo, ..m })
     }
 
     /// A layer from given projection weights, each `[dim, dim]` (`[out, in]`, as PyTorch's
@@ -110,7 +149,17 @@ impl MultiHeadAttention {
             }
         }
         check_heads(dim, nheads)?;
-        Ok(MultiHeadAttention { q_proj: param(q), k_proj: param(k), v_proj: param(v), out_proj: param(out), nheads })
+        Ok(MultiHeadAttention {
+            q_proj: param(q),
+            k_proj: param(k),
+            v_proj: param(v),
+            out_proj: param(out),
+            q_bias: None,
+            k_bias: None,
+            v_bias: None,
+            out_bias: None,
+            nheads,
+        })
     }
 
     /// The model dimension.
@@ -148,6 +197,19 @@ impl MultiHeadAttention {
     /// ```
     pub fn projections(&self) -> (&Var, &Var, &Var, &Var) {
         (&self.q_proj, &self.k_proj, &self.v_proj, &self.out_proj)
+    }
+
+    /// The projection biases `(q, k, v, out)`, each `[dim]`, when the layer has them.
+    ///
+    /// ```
+    /// assert!(flux_layers::MultiHeadAttention::new(4, 2).biases().is_none());
+    /// assert!(flux_layers::MultiHeadAttention::with_bias(4, 2).biases().is_some());
+    /// ```
+    pub fn biases(&self) -> Option<(&Var, &Var, &Var, &Var)> {
+        match (&self.q_bias, &self.k_bias, &self.v_bias, &self.out_bias) {
+            (Some(q), Some(k), Some(v), Some(out)) => Some((q, k, v, out)),
+            _ => None,
+        }
     }
 
     /// Attention of queries `q` over keys `k` and values `v`, all `[dim, len, batch]` (keys and
@@ -199,13 +261,13 @@ impl MultiHeadAttention {
             Some(m) => Some(self.mask_bias(m, lk, lq, b)?),
         };
         // projections, then heads split off: [dim, len*b] -> [hd, h, len, b] -> [hd, len, h*b]
-        let heads = |w: &Var, x: &Var, len: usize| -> Result<Var, LayerError> {
-            let y = w.try_matmul(&cast_like(x, w).try_reshape(&[dim, len * b])?)?;
+        let heads = |w: &Var, bias: &Option<Var>, x: &Var, len: usize| -> Result<Var, LayerError> {
+            let y = project(w, bias, &cast_like(x, w).try_reshape(&[dim, len * b])?)?;
             Ok(y.try_reshape(&[hd, h, len, b])?.try_permute(&[0, 2, 1, 3])?.try_reshape(&[hd, len, h * b])?)
         };
-        let qh = heads(&self.q_proj, q, lq)? * (1.0 / (hd as f64).sqrt());
-        let kh = heads(&self.k_proj, k, lk)?;
-        let vh = heads(&self.v_proj, v, lk)?;
+        let qh = heads(&self.q_proj, &self.q_bias, q, lq)? * (1.0 / (hd as f64).sqrt());
+        let kh = heads(&self.k_proj, &self.k_bias, k, lk)?;
+        let vh = heads(&self.v_proj, &self.v_bias, v, lk)?;
         let logits = kh.try_bmm_t(&qh, true, false)?.try_reshape(&[lk, lq, h, b])?; // [lk, lq, h, b]
         let logits = match bias {
             Some(bias) => logits + Var::constant(bias.to_dtype(self.q_proj.dtype())),
@@ -214,7 +276,7 @@ impl MultiHeadAttention {
         let alpha = logits.softmax(0);
         let joined = vh.try_bmm_t(&alpha.try_reshape(&[lk, lq, h * b])?, false, false)?; // [hd, lq, h*b]
         let joined = joined.try_reshape(&[hd, lq, h, b])?.try_permute(&[0, 2, 1, 3])?.try_reshape(&[dim, lq * b])?;
-        let y = self.out_proj.try_matmul(&joined)?;
+        let y = project(&self.out_proj, &self.out_bias, &joined)?;
         let y = if qs.rank() == 3 { y.try_reshape(&[dim, lq, b])? } else { y.try_reshape(&[dim, lq])? };
         Ok((y, alpha))
     }
@@ -246,14 +308,27 @@ impl MultiHeadAttention {
         Ok(self.try_forward_qkv(x, x, x, None)?.0)
     }
 
-    /// Prints `MultiHeadAttention(dim; nheads=n)`, as Flux.
+    /// Prints `MultiHeadAttention(dim; nheads=n)` (with `, bias=true` when it has biases), as
+    /// Flux.
     ///
     /// ```
     /// assert_eq!(flux_layers::MultiHeadAttention::new(4, 4).to_string(), "MultiHeadAttention(4; nheads=4)");
     /// ```
     pub fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MultiHeadAttention({}; nheads={})", self.dim(), self.nheads)
+        write!(f, "MultiHeadAttention({}; nheads={}", self.dim(), self.nheads)?;
+        if self.q_bias.is_some() {
+            f.write_str(", bias=true")?;
+        }
+        f.write_str(")")
     }
+}
+
+/// `w·x`, or `w·x .+ b` with the bias added inside the product.
+fn project(w: &Var, bias: &Option<Var>, x: &Var) -> Result<Var, LayerError> {
+    Ok(match bias {
+        Some(b) => Var::affine(w, x, b)?,
+        None => w.try_matmul(x)?,
+    })
 }
 
 fn check_heads(dim: usize, nheads: usize) -> Result<(), LayerError> {

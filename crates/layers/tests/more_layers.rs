@@ -301,6 +301,32 @@ const MHA_CAUSAL_A: &[f64] = &[
     0.999973104869912,
     7.65356004229712e-08,
 ];
+const MHA_BIAS_CAUSAL_Y: &[f64] = &[
+    0.18540762130462546,
+    -0.42412886894929613,
+    1.057042523167602,
+    -1.3992925400937961,
+    -2.100158854642072,
+    -0.7361080736652231,
+    4.92801760457242,
+    1.9962300509263877,
+    -2.0886830609723406,
+    -0.5822766788495534,
+    4.880097202931698,
+    2.184904251987248,
+    0.43240785438354606,
+    0.6223823620815427,
+    -0.5609533651338333,
+    -0.25975280706453385,
+    -0.3424260080428089,
+    -0.5922820174149491,
+    3.4818627235123207,
+    -1.1586042718312097,
+    -0.4699566963056445,
+    -0.5035080402171804,
+    3.649179952623501,
+    -0.8151995142464701,
+];
 
 #[test]
 fn embedding_lookup_gradient_scatters_and_adds() {
@@ -427,6 +453,26 @@ fn attention_matches_pytorch() {
     assert_eq!(m.forward_qkv(&x, &x, &x, Some(&full)).0.to_vec(), y.to_vec());
     let x1 = Var::from(Tensor::from_vec(wave(24, 0.45, 0.05)[..12].to_vec(), &[4, 3]));
     close(&m.forward_qkv(&x1, &x1, &x1, Some(&causal_mask(3))).0.to_vec(), &MHA_CAUSAL_Y[..12], 1e-10);
+}
+
+#[test]
+fn attention_with_biases_matches_pytorch() {
+    let w = |a, b| Tensor::from_vec(wave(16, a, b), &[4, 4]) * 0.5;
+    let bias = |a| Tensor::from_vec(wave(4, a, 0.2), &[4]) * 0.3;
+    let m =
+        MultiHeadAttention::from_weights_and_biases([w(0.37, 0.1), w(0.53, 0.4), w(0.29, 0.7), w(0.61, 0.9)], [bias(0.3), bias(0.5), bias(0.7), bias(0.9)], 2)
+            .unwrap();
+    assert_eq!(m.to_string(), "MultiHeadAttention(4; nheads=2, bias=true)");
+    let x = Var::from(Tensor::from_vec(wave(24, 0.45, 0.05), &[4, 3, 2]));
+    close(&m.forward_qkv(&x, &x, &x, Some(&causal_mask(3))).0.to_vec(), MHA_BIAS_CAUSAL_Y, 1e-10);
+    let names: Vec<String> = named_params(&m).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["q_proj", "k_proj", "v_proj", "out_proj", "q_bias", "k_bias", "v_bias", "out_bias"]);
+    let e = MultiHeadAttention::from_weights_and_biases(
+        [w(0.1, 0.1), w(0.1, 0.1), w(0.1, 0.1), w(0.1, 0.1)],
+        [bias(0.3), bias(0.3), Tensor::zeros(&[3]), bias(0.3)],
+        2,
+    );
+    assert!(e.unwrap_err().to_string().contains("[3]"));
 }
 
 #[test]

@@ -145,4 +145,14 @@ fn attention(v: &mut Vec<Case>) {
     }));
     v.push(param_case("MultiHeadAttention", "self-attention, 2 heads, [4, 3, 2]", mha(4, 2), Tensor::randn(&[4, 3, 2])));
     v.push(param_case("MultiHeadAttention", "causal mask, [4, 4, 2]", Causal { mha: mha(4, 2) }, Tensor::randn(&[4, 4, 2])));
+    let biased = || {
+        let w = || Tensor::randn(&[4, 4]) * 0.5;
+        let b = || Tensor::randn(&[4]) * 0.3;
+        MultiHeadAttention::from_weights_and_biases([w(), w(), w(), w()], [b(), b(), b(), b()], 2).expect("valid attention parts")
+    };
+    let m = biased();
+    v.push(Case::new("MultiHeadAttention", "with biases, causal, [4, 3, 2]", vec![Tensor::randn(&[4, 3, 2])], move |x| {
+        m.forward_qkv(&x[0], &x[0], &x[0], Some(&causal_mask(3))).0
+    }));
+    v.push(param_case("MultiHeadAttention", "with biases, [4, 3, 2]", biased(), Tensor::randn(&[4, 3, 2])));
 }
