@@ -54,7 +54,7 @@ pub use flux_optim as optim;
 pub use flux_recurrent as recurrent;
 pub use flux_tensor as tensor;
 
-pub use flux_tensor::seed;
+pub use flux_tensor::{num_threads, seed, set_num_threads};
 
 /// Everything the seed tutorial uses, in one import: the tensor and autograd names, and every
 /// public name of the layers, recurrent and optim crates.

@@ -3,6 +3,7 @@
 //! transposes are passed as strides, never copied.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use crate::tensor::StorageElement;
 
@@ -12,7 +13,9 @@ static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
 /// second core costs more than it saves.
 const PARALLEL_MIN_WORK: usize = 96 * 96 * 96;
 
-/// Sets how many threads a large matrix product may use (0 = all available cores).
+/// Sets how many threads a large matrix product (and the fused LSTM) may use; 0 restores the
+/// default: the environment variable `FLUX_NUM_THREADS` when it holds a positive number, else
+/// every available core.
 ///
 /// ```
 /// flux_tensor::set_num_threads(1);
@@ -30,9 +33,19 @@ pub fn set_num_threads(n: usize) {
 /// ```
 pub fn num_threads() -> usize {
     match NUM_THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => default_threads(),
         n => n,
     }
+}
+
+/// `FLUX_NUM_THREADS`, or the available cores; read once (asking the OS for the core count
+/// reads cgroup files, which cost as much as a small product when done per call).
+fn default_threads() -> usize {
+    static DEFAULT: OnceLock<usize> = OnceLock::new();
+    *DEFAULT.get_or_init(|| {
+        let from_env = std::env::var("FLUX_NUM_THREADS").ok().and_then(|s| s.trim().parse::<usize>().ok()).filter(|&n| n > 0);
+        from_env.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    })
 }
 
 /// Element types with a GEMM kernel: `f32` and `f64`. Sealed, like [`Element`](crate::Element):
