@@ -338,9 +338,10 @@ impl Geom {
     /// Walks every (channel, kernel position, output position) whose input element is inside
     /// the input, calling `f(col_row_start, x_start, len, x_step)` for runs along the first
     /// dim: `col[col_row_start + i] <-> x[x_start + i * x_step]` for `i < len`.
-    /// Column layout: `[P, K, C]`; input layout `[x..., C]` for one sample.
-    fn runs(&self, channels: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
-        let (p, kk, xp) = (self.p(), self.kk(), self.xp());
+    /// Column layout: a `[ld, K, C]` matrix whose rows `off..off + P` are this sample's output
+    /// positions; input layout `[x..., C]` for one sample.
+    fn runs(&self, channels: usize, ld: usize, off: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
+        let (kk, xp) = (self.kk(), self.xp());
         let [o0, o1, _] = self.o;
         let [x0, x1, _] = self.x;
         for c in 0..channels {
@@ -351,7 +352,7 @@ impl Geom {
                     for k0 in 0..self.k[0] {
                         let (lo0, hi0, b0) = self.span(0, k0);
                         let kidx = k0 + self.k[0] * (k1 + self.k[1] * k2);
-                        let col_base = p * (kidx + kk * c);
+                        let col_base = ld * (kidx + kk * c) + off;
                         if hi0 <= lo0 {
                             continue;
                         }
@@ -371,10 +372,10 @@ impl Geom {
         }
     }
 
-    /// Fills `col` (`[P, K, C]`, zeros where the window is in the padding) from one sample.
-    fn im2col<T: GemmElement>(&self, x: &[T], col: &mut [T]) {
-        col.fill(T::from_f64(0.0));
-        self.runs(self.cin, |row, xi, len, step| {
+    /// Writes one sample into rows `off..off + P` of `col` (`[ld, K, C]`); the padding's
+    /// entries are not written (the caller zeroes the buffer first).
+    fn im2col<T: GemmElement>(&self, x: &[T], col: &mut [T], ld: usize, off: usize) {
+        self.runs(self.cin, ld, off, |row, xi, len, step| {
             let dst = &mut col[row..row + len];
             if step == 1 {
                 dst.copy_from_slice(&x[xi..xi + len]);
@@ -386,9 +387,10 @@ impl Geom {
         });
     }
 
-    /// Adds `col` (`[P, K, C]`) back into one sample's input gradient (the adjoint of im2col).
-    fn col2im<T: GemmElement>(&self, col: &[T], dx: &mut [T]) {
-        self.runs(self.cin, |row, xi, len, step| {
+    /// Adds rows `off..off + P` of `col` (`[ld, K, C]`) back into one sample's input gradient
+    /// (the adjoint of im2col).
+    fn col2im<T: GemmElement>(&self, col: &[T], dx: &mut [T], ld: usize, off: usize) {
+        self.runs(self.cin, ld, off, |row, xi, len, step| {
             for (i, &v) in col[row..row + len].iter().enumerate() {
                 dx[xi + i * step] += v;
             }
@@ -396,20 +398,72 @@ impl Geom {
     }
 }
 
+/// Elements of the column buffer per chunk of samples: the samples of a chunk share one GEMM
+/// (`[P·nb, K·Cg]·[K·Cg, Coutg]`), which keeps the products large for small images.
+/// (Small under test, so the tests go through chunks of one and of several samples.)
+const COL_BUDGET: usize = if cfg!(test) { 1 << 8 } else { 1 << 22 };
+
+/// Samples per chunk.
+fn chunk(g: &Geom) -> usize {
+    let per = (g.p() * g.kk() * g.cin).max(1);
+    (COL_BUDGET / per).clamp(1, g.n.max(1))
+}
+
+/// Copies the output gradient of samples `n0..n0 + nb` from `[P, Cout, N]` into the GEMM's
+/// layout, `[P, nb, Coutg]` per group (groups one after another).
+fn gather_dy<T: GemmElement>(g: &Geom, dy: &[T], n0: usize, nb: usize, out: &mut [T]) {
+    let (p, og) = (g.p(), g.cout / g.groups);
+    let ld = p * nb;
+    for gi in 0..g.groups {
+        for co in 0..og {
+            for j in 0..nb {
+                let src = (n0 + j) * p * g.cout + (gi * og + co) * p;
+                let dst = gi * ld * og + co * ld + j * p;
+                out[dst..dst + p].copy_from_slice(&dy[src..src + p]);
+            }
+        }
+    }
+}
+
+/// im2col of samples `n0..n0 + nb` into `col` (`[P·nb, K, C]`), zeroed first.
+fn fill_cols<T: GemmElement>(g: &Geom, x: &[T], n0: usize, nb: usize, col: &mut [T]) {
+    let xs = g.xp() * g.cin;
+    let ld = g.p() * nb;
+    col[..ld * g.kk() * g.cin].fill(T::from_f64(0.0));
+    for j in 0..nb {
+        let n = n0 + j;
+        g.im2col(&x[n * xs..(n + 1) * xs], col, ld, j * g.p());
+    }
+}
+
 fn conv_fwd<T: GemmElement>(g: &Geom, x: &[T], w: &[T]) -> Vec<T> {
     let (p, kk) = (g.p(), g.kk());
     let cg = g.cin / g.groups;
     let og = g.cout / g.groups;
-    let (xs, ys) = (g.xp() * g.cin, p * g.cout);
+    let ys = p * g.cout;
     let mut y = vec![T::from_f64(0.0); ys * g.n];
-    let mut col = vec![T::from_f64(0.0); p * kk * g.cin];
-    for n in 0..g.n {
-        g.im2col(&x[n * xs..(n + 1) * xs], &mut col);
+    let ch = chunk(g);
+    let mut col = vec![T::from_f64(0.0); p * ch * kk * g.cin];
+    let mut tmp = vec![T::from_f64(0.0); p * ch * g.cout];
+    for n0 in (0..g.n).step_by(ch) {
+        let nb = ch.min(g.n - n0);
+        let ld = p * nb;
+        fill_cols(g, x, n0, nb, &mut col);
         for gi in 0..g.groups {
-            let a = &col[gi * p * kk * cg..(gi + 1) * p * kk * cg];
+            let a = &col[gi * ld * kk * cg..(gi + 1) * ld * kk * cg];
             let b = &w[gi * kk * cg * og..(gi + 1) * kk * cg * og];
-            let c = &mut y[n * ys + gi * p * og..n * ys + (gi + 1) * p * og];
-            T::gemm(p, og, kk * cg, a, false, b, false, c, false);
+            let c = &mut tmp[gi * ld * og..(gi + 1) * ld * og];
+            T::gemm(ld, og, kk * cg, a, false, b, false, c, false);
+        }
+        // [P, nb, Coutg] per group -> [P, Cout, N]
+        for gi in 0..g.groups {
+            for co in 0..og {
+                for j in 0..nb {
+                    let src = gi * ld * og + co * ld + j * p;
+                    let dst = (n0 + j) * ys + (gi * og + co) * p;
+                    y[dst..dst + p].copy_from_slice(&tmp[src..src + p]);
+                }
+            }
         }
     }
     y
@@ -419,17 +473,25 @@ fn conv_data_fwd<T: GemmElement>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
     let (p, kk) = (g.p(), g.kk());
     let cg = g.cin / g.groups;
     let og = g.cout / g.groups;
-    let (xs, ys) = (g.xp() * g.cin, p * g.cout);
+    let xs = g.xp() * g.cin;
     let mut dx = vec![T::from_f64(0.0); xs * g.n];
-    let mut col = vec![T::from_f64(0.0); p * kk * g.cin];
-    for n in 0..g.n {
+    let ch = chunk(g);
+    let mut col = vec![T::from_f64(0.0); p * ch * kk * g.cin];
+    let mut dyp = vec![T::from_f64(0.0); p * ch * g.cout];
+    for n0 in (0..g.n).step_by(ch) {
+        let nb = ch.min(g.n - n0);
+        let ld = p * nb;
+        gather_dy(g, dy, n0, nb, &mut dyp);
         for gi in 0..g.groups {
-            let a = &dy[n * ys + gi * p * og..n * ys + (gi + 1) * p * og];
+            let a = &dyp[gi * ld * og..(gi + 1) * ld * og];
             let b = &w[gi * kk * cg * og..(gi + 1) * kk * cg * og];
-            let c = &mut col[gi * p * kk * cg..(gi + 1) * p * kk * cg];
-            T::gemm(p, kk * cg, og, a, false, b, true, c, false);
+            let c = &mut col[gi * ld * kk * cg..(gi + 1) * ld * kk * cg];
+            T::gemm(ld, kk * cg, og, a, false, b, true, c, false);
         }
-        g.col2im(&col, &mut dx[n * xs..(n + 1) * xs]);
+        for j in 0..nb {
+            let n = n0 + j;
+            g.col2im(&col, &mut dx[n * xs..(n + 1) * xs], ld, j * p);
+        }
     }
     dx
 }
@@ -438,16 +500,20 @@ fn conv_filter_fwd<T: GemmElement>(g: &Geom, x: &[T], dy: &[T]) -> Vec<T> {
     let (p, kk) = (g.p(), g.kk());
     let cg = g.cin / g.groups;
     let og = g.cout / g.groups;
-    let (xs, ys) = (g.xp() * g.cin, p * g.cout);
     let mut dw = vec![T::from_f64(0.0); kk * cg * g.cout];
-    let mut col = vec![T::from_f64(0.0); p * kk * g.cin];
-    for n in 0..g.n {
-        g.im2col(&x[n * xs..(n + 1) * xs], &mut col);
+    let ch = chunk(g);
+    let mut col = vec![T::from_f64(0.0); p * ch * kk * g.cin];
+    let mut dyp = vec![T::from_f64(0.0); p * ch * g.cout];
+    for n0 in (0..g.n).step_by(ch) {
+        let nb = ch.min(g.n - n0);
+        let ld = p * nb;
+        fill_cols(g, x, n0, nb, &mut col);
+        gather_dy(g, dy, n0, nb, &mut dyp);
         for gi in 0..g.groups {
-            let a = &col[gi * p * kk * cg..(gi + 1) * p * kk * cg];
-            let b = &dy[n * ys + gi * p * og..n * ys + (gi + 1) * p * og];
+            let a = &col[gi * ld * kk * cg..(gi + 1) * ld * kk * cg];
+            let b = &dyp[gi * ld * og..(gi + 1) * ld * og];
             let c = &mut dw[gi * kk * cg * og..(gi + 1) * kk * cg * og];
-            T::gemm(kk * cg, og, p, a, true, b, false, c, true);
+            T::gemm(kk * cg, og, ld, a, true, b, false, c, true);
         }
     }
     dw
@@ -718,7 +784,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]
-        fn matches_the_direct_convolution_and_its_adjoints((nd, xs, ks, spec, cin, cout) in spec_strategy(), n in 1usize..=2) {
+        fn matches_the_direct_convolution_and_its_adjoints((nd, xs, ks, spec, cin, cout) in spec_strategy(), n in 1usize..=5) {
             let mut xshape = xs.clone();
             xshape.extend([cin, n]);
             let mut wshape = ks.clone();
