@@ -3,6 +3,7 @@
 
 mod w2;
 mod w3;
+mod w7;
 mod w6;
 
 use std::time::{Duration, Instant};
@@ -105,6 +106,9 @@ pub fn run(args: &[String]) {
     }
     if has("W6") {
         w6::run(&o);
+    }
+    if has("W7") {
+        w7::run(&o);
     }
     if has("W4") {
         let x = Var::from(Tensor::scalar(0.5).to_f32());
