@@ -3,8 +3,8 @@
 
 mod w2;
 mod w3;
-mod w7;
 mod w6;
+mod w7;
 
 use std::time::{Duration, Instant};
 
