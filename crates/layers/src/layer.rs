@@ -25,6 +25,35 @@ use flux_autograd::Var;
 /// let names: Vec<String> = named_params(&Scale { s: param(2.0) }).into_iter().map(|(n, _)| n).collect();
 /// assert_eq!(names, vec!["s"]);
 /// ```
+///
+/// A field of a derived layer that is none of these is a compile error at that field (here
+/// `steps: usize`: "`usize` is not traversable", with a note to mark it `#[layer(skip)]`):
+///
+/// ```compile_fail,E0277
+/// use flux_autograd::Var;
+/// use flux_layers::{Dense, Layer};
+/// #[derive(Layer)]
+/// struct Counted { inner: Dense, steps: usize }
+/// impl Counted { fn forward(&self, x: &Var) -> Var { self.inner.forward(x) } }
+/// ```
+///
+/// and so is a derived layer without an inherent `forward`:
+///
+/// ```compile_fail,E0034
+/// use flux_layers::{Dense, Layer};
+/// #[derive(Layer)]
+/// struct NoForward { inner: Dense }
+/// ```
+///
+/// or a buffer that is not a `Var`:
+///
+/// ```compile_fail,E0308
+/// use flux_autograd::Var;
+/// use flux_layers::Layer;
+/// #[derive(Layer)]
+/// struct Odd { #[layer(buffer)] count: f64 }
+/// impl Odd { fn forward(&self, x: &Var) -> Var { x.clone() } }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not traversable: not a layer, a `Var`, or a `Vec`/`Option`/`Box` of them",
     label = "not a layer or a `Var`",
