@@ -545,30 +545,30 @@ pub(crate) fn window_argmax<T: GemmElement>(spec: &ConvSpec, x_shape: &[usize], 
     }
     let (p, xp) = (g.p(), g.xp());
     let mut idx = Vec::with_capacity(p * slabs);
+    // the window's in-bounds range along dim d for output index o
+    let range = |d: usize, o: usize| {
+        let start = (o * g.stride[d]) as isize - g.plo[d] as isize;
+        (start.max(0) as usize, ((start + g.k[d] as isize) as usize).min(g.x[d]))
+    };
     for s in 0..slabs {
         let base = s * xp;
         for o2 in 0..g.o[2] {
+            let (lo2, hi2) = range(2, o2);
             for o1 in 0..g.o[1] {
+                let (lo1, hi1) = range(1, o1);
                 for o0 in 0..g.o[0] {
-                    let o = [o0, o1, o2];
-                    let mut lo = [0usize; 3];
-                    let mut hi = [0usize; 3];
-                    for d in 0..3 {
-                        let start = (o[d] * g.stride[d]) as isize - g.plo[d] as isize;
-                        lo[d] = start.max(0) as usize;
-                        hi[d] = ((start + g.k[d] as isize) as usize).min(g.x[d]);
-                    }
-                    let mut best = usize::MAX;
-                    let mut bv = T::neg_infinity();
-                    for i2 in lo[2]..hi[2] {
-                        for i1 in lo[1]..hi[1] {
+                    let (lo0, hi0) = range(0, o0);
+                    // every window holds an element (the padding is smaller than the window)
+                    let mut best = base + lo0 + g.x[0] * (lo1 + g.x[1] * lo2);
+                    let mut bv = x[best];
+                    for i2 in lo2..hi2 {
+                        for i1 in lo1..hi1 {
                             let row = base + g.x[0] * (i1 + g.x[1] * i2);
-                            for i0 in lo[0]..hi[0] {
-                                let v = x[row + i0];
-                                if best == usize::MAX || v > bv || (v.is_nan() && !bv.is_nan()) {
-                                    best = row + i0;
-                                    bv = v;
-                                }
+                            for (i, &v) in x[row + lo0..row + hi0].iter().enumerate() {
+                                // branch-free: larger, or the first NaN (which then stays)
+                                let better = (v > bv) | (v.is_nan() & !bv.is_nan());
+                                best = if better { row + lo0 + i } else { best };
+                                bv = if better { v } else { bv };
                             }
                         }
                     }
