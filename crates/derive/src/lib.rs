@@ -27,7 +27,10 @@
 //! - `#[layer(fmt)]`: the inherent `fn fmt_layer(&self, f: &mut fmt::Formatter) -> fmt::Result`
 //!   prints the layer; without it a layer prints as `Name(child, child)`, like Flux;
 //! - `#[layer(bound = "T: Layer + 'static")]`: replaces the bounds put on each type parameter
-//!   (by default `Layer + 'static` for `derive(Layer)`, none for `derive(Traverse)`).
+//!   (by default `Layer + 'static` for `derive(Layer)`, none for `derive(Traverse)`);
+//! - `#[layer(torch)]`: the struct implements `flux_layers::TorchModule` (its PyTorch names and
+//!   layouts), and its `visit` declares it first with `Walker::torch`, so `load_torch_state` and
+//!   `save_torch_state` find it (both derives).
 //!
 //! `Display` is implemented through the layer's printing.
 
@@ -73,6 +76,7 @@ struct StructOptions {
     fmt: bool,
     bound: Option<Vec<WherePredicate>>,
 }
+    torch: bool,
 
 fn struct_options(input: &DeriveInput) -> syn::Result<StructOptions> {
     let mut o = StructOptions::default();
@@ -84,10 +88,12 @@ fn struct_options(input: &DeriveInput) -> syn::Result<StructOptions> {
                 o.fmt = true;
             } else if meta.path.is_ident("bound") {
                 let s: syn::LitStr = meta.value()?.parse()?;
+            } else if meta.path.is_ident("torch") {
+                o.torch = true;
                 let preds = s.parse_with(syn::punctuated::Punctuated::<WherePredicate, syn::Token![,]>::parse_terminated)?;
                 o.bound = Some(preds.into_iter().collect());
             } else {
-                return Err(meta.error("expected `try_forward`, `fmt` or `bound = \"...\"` in #[layer(...)] on a struct"));
+                return Err(meta.error("expected `try_forward`, `fmt`, `torch` or `bound = \"...\"` in #[layer(...)] on a struct"));
             }
             Ok(())
         })?;
@@ -195,6 +201,7 @@ fn expand(input: &DeriveInput, layer: bool) -> syn::Result<TokenStream> {
     // layer or a Var is reported there.
     let visits = fields.iter().filter(|f| f.role != Role::Skip).map(|f| {
         let (m, n, ty) = (&f.member, &f.name, &f.ty);
+    let torch_decl = if opts.torch { quote!(__w.torch(self);) } else { quote!() };
         match f.role {
             Role::Buffer => quote_spanned!(ty.span()=> __w.buffer(#n, __flux::as_buffer(&self.#m));),
             _ if wrapped(ty, "Box").is_some() => quote_spanned!(ty.span()=> __w.child(#n, &*self.#m);),
@@ -238,6 +245,7 @@ fn expand(input: &DeriveInput, layer: bool) -> syn::Result<TokenStream> {
             fn visit(&self, __w: &mut __flux::Walker<'_>) {
                 #(#visits)*
             }
+                #torch_decl
         }
         #[automatically_derived]
         #[allow(private_bounds)]

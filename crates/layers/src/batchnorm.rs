@@ -178,6 +178,7 @@ impl BatchNorm {
 
 impl Traverse for BatchNorm {
     fn visit(&self, w: &mut Walker<'_>) {
+        w.torch(self);
         w.param("scale", &self.scale);
         w.param("bias", &self.bias);
         w.buffer("running_mean", &self.running_mean);
@@ -273,6 +274,37 @@ impl fmt::Display for BatchNorm {
 impl fmt::Debug for BatchNorm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.fmt_layer(f)
+    }
+}
+
+/// `BatchNorm` <-> PyTorch `BatchNorm1d`/`BatchNorm2d`: `weight` (our `scale`), `bias`,
+/// `running_mean`, `running_var`, all `[channels]`; `num_batches_tracked` is accepted and
+/// ignored on load, and written as 0 on save.
+impl crate::TorchModule for BatchNorm {
+    fn torch_kind(&self) -> &'static str {
+        "BatchNorm"
+    }
+    fn torch_export(&self) -> Vec<(String, crate::TorchValue)> {
+        let mut out: Vec<(String, crate::TorchValue)> =
+            self.torch_parts().into_iter().map(|(n, v)| (n.to_string(), crate::TorchValue::Float(v.data()))).collect();
+        out.push(("num_batches_tracked".into(), crate::TorchValue::I64(0)));
+        out
+    }
+    fn torch_import(&self, src: &mut crate::TorchSource<'_>) -> Vec<(Var, Tensor)> {
+        let mut out = Vec::new();
+        for (name, v) in self.torch_parts() {
+            if let Some(t) = src.take(name, v.shape().dims(), v.dtype()) {
+                out.push((v.clone(), t));
+            }
+        }
+        src.ignore("num_batches_tracked");
+        out
+    }
+}
+
+impl BatchNorm {
+    fn torch_parts(&self) -> [(&'static str, &Var); 4] {
+        [("weight", &self.scale), ("bias", &self.bias), ("running_mean", &self.running_mean), ("running_var", &self.running_var)]
     }
 }
 

@@ -79,7 +79,7 @@ impl Activation {
 /// assert_eq!(d.forward(&Var::from(Tensor::rand(&[10, 3]))).shape(), &[5, 3]);
 /// ```
 #[derive(Layer)]
-#[layer(try_forward, fmt)]
+#[layer(try_forward, fmt, torch)]
 pub struct Dense {
     weight: Var,
     bias: Var,
@@ -216,5 +216,31 @@ impl Dense {
 impl fmt::Debug for Dense {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.fmt_layer(f)
+    }
+}
+
+/// `Dense` <-> `Linear`: `weight [out, in]`, `bias [out]` (a `Linear(bias=False)` loads a
+/// zero bias).
+impl crate::TorchModule for Dense {
+    fn torch_kind(&self) -> &'static str {
+        "Linear"
+    }
+    fn torch_export(&self) -> Vec<(String, crate::TorchValue)> {
+        vec![("weight".into(), crate::TorchValue::Float(self.weight().data())), ("bias".into(), crate::TorchValue::Float(self.bias().data()))]
+    }
+    fn torch_import(&self, src: &mut crate::TorchSource<'_>) -> Vec<(Var, Tensor)> {
+        let (w, b) = (self.weight(), self.bias());
+        let mut out = Vec::new();
+        if let Some(t) = src.take("weight", w.shape().dims(), w.dtype()) {
+            out.push((w.clone(), t));
+        }
+        if src.has("bias") {
+            if let Some(t) = src.take("bias", b.shape().dims(), b.dtype()) {
+                out.push((b.clone(), t));
+            }
+        } else {
+            out.push((b.clone(), Tensor::zeros(b.shape().dims()).to_dtype(b.dtype())));
+        }
+        out
     }
 }

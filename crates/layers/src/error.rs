@@ -52,6 +52,18 @@ pub enum LayerError {
         /// The parser's error.
         source: serde_json::Error,
     },
+    /// A weights file (safetensors, a PyTorch state dict) that cannot be read into the model,
+    /// or a model that cannot be written as one; `reason` names the key at fault and what was
+    /// expected. After a failed load nothing was changed.
+    #[error("{op} {path}: {reason}")]
+    Weights {
+        /// `save_safetensors`, `load_safetensors`, `save_torch_state` or `load_torch_state`.
+        op: &'static str,
+        /// The file.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// A tensor operation failed.
     #[error(transparent)]
     Tensor(#[from] TensorError),

@@ -228,6 +228,9 @@ pub trait Visitor {
     fn stateful(&mut self, _path: &str, _s: &dyn Stateful) {}
     /// A part with a train/test mode.
     fn modal(&mut self, _path: &str, _m: &dyn Modal) {}
+    /// A part that declares its PyTorch names and layouts (`Dense` as `Linear`), at `path`
+    /// (what `load_torch_state` and `save_torch_state` use).
+    fn torch(&mut self, _path: &str, _m: &dyn crate::torch::TorchModule) {}
 }
 
 /// Carries a [`Visitor`] through a model, keeping the structural path (`1.cell.Wi`) of
@@ -317,6 +320,22 @@ impl<'a> Walker<'a> {
     pub fn modal(&mut self, m: &dyn Modal) {
         let path = self.path("");
         self.visitor.modal(&path, m);
+    }
+
+    /// Declares that this part has a PyTorch counterpart ([`crate::TorchModule`]): what
+    /// `#[layer(torch)]` writes at the start of a derived `visit`; a hand-written `visit` calls
+    /// it itself.
+    ///
+    /// ```
+    /// // inside `Layer::visit`: `w.torch(self);` (the layer implements `TorchModule`)
+    /// use flux_layers::{save_torch_state, identity, Dense};
+    /// let path = std::env::temp_dir().join(format!("flux_doc_walker_torch_{}.safetensors", std::process::id()));
+    /// save_torch_state(&Dense::new(2, 1, identity), &path).unwrap();
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn torch(&mut self, m: &dyn crate::torch::TorchModule) {
+        let path = self.path("");
+        self.visitor.torch(&path, m);
     }
 
     /// Walks a child (a layer, a cell, a `Var`, a `Vec` of layers...) under `name`.

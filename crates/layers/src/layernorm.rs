@@ -92,6 +92,7 @@ impl LayerNorm {
 
 impl Traverse for LayerNorm {
     fn visit(&self, w: &mut Walker<'_>) {
+        w.torch(self);
         w.param("scale", &self.scale);
         w.param("bias", &self.bias);
     }
@@ -136,6 +137,26 @@ impl fmt::Display for LayerNorm {
 impl fmt::Debug for LayerNorm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.fmt_layer(f)
+    }
+}
+
+/// `LayerNorm` <-> PyTorch `LayerNorm` over the first dimension: `weight` (our `scale`) and
+/// `bias`, both `[n]`.
+impl crate::TorchModule for LayerNorm {
+    fn torch_kind(&self) -> &'static str {
+        "LayerNorm"
+    }
+    fn torch_export(&self) -> Vec<(String, crate::TorchValue)> {
+        vec![("weight".into(), crate::TorchValue::Float(self.scale.data())), ("bias".into(), crate::TorchValue::Float(self.bias.data()))]
+    }
+    fn torch_import(&self, src: &mut crate::TorchSource<'_>) -> Vec<(Var, Tensor)> {
+        let mut out = Vec::new();
+        for (name, v) in [("weight", &self.scale), ("bias", &self.bias)] {
+            if let Some(t) = src.take(name, v.shape().dims(), v.dtype()) {
+                out.push((v.clone(), t));
+            }
+        }
+        out
     }
 }
 

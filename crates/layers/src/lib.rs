@@ -60,7 +60,9 @@ mod parallel;
 mod pool;
 mod skip;
 pub mod state;
+pub mod torch;
 mod traverse;
+pub mod weights;
 
 pub use activation::{elu, elu_with, gelu, identity, leakyrelu, leakyrelu_with, logsigmoid, logsoftmax, relu, sigmoid, softmax, softplus, swish, tanh, σ};
 pub use attention::{causal_mask, MultiHeadAttention};
@@ -92,7 +94,9 @@ pub use parallel::Parallel;
 pub use pool::{flatten, AdaptiveMaxPool, AdaptiveMeanPool, GlobalMaxPool, GlobalMeanPool, MaxPool, MeanPool, Upsample, UpsampleMode};
 pub use skip::SkipConnection;
 pub use state::{load_state, load_state_json, save_state, state_to_json, tensor_from_json, tensor_to_json, try_state_to_json};
+pub use torch::{load_torch_state, save_torch_state, TorchModule, TorchSource, TorchValue};
 pub use traverse::{named_params, params, reset, testmode, to_dtype, to_f32, to_f64, trainmode, truncate};
+pub use weights::{load_safetensors, save_safetensors};
 
 /// What `#[derive(Layer)]` and `#[derive(Traverse)]` expand to refers to; not part of the API.
 #[doc(hidden)]

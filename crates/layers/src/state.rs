@@ -42,7 +42,7 @@ fn entries(model: &(impl Traverse + ?Sized)) -> Vec<(String, Var)> {
 }
 
 /// The entries, or an error naming a path that two different values claim.
-fn unique_entries(model: &(impl Traverse + ?Sized)) -> Result<Vec<(String, Var)>, String> {
+pub(crate) fn unique_entries(model: &(impl Traverse + ?Sized)) -> Result<Vec<(String, Var)>, String> {
     let list = entries(model);
     let mut seen = std::collections::HashMap::new();
     for (path, v) in &list {

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use flux_autograd::{param, Var};
-use flux_layers::{cast_like, glorot_uniform, Activation, DeepCopy, LayerError, Traverse, Walker};
+use flux_layers::{cast_like, glorot_uniform, Activation, DeepCopy, LayerError, TorchModule, TorchSource, TorchValue, Traverse, Walker};
 use flux_tensor::Tensor;
 
 use crate::cell::RecurrentCell;
@@ -62,6 +62,7 @@ fn zeros(n: usize) -> Tensor {
 /// assert_eq!(h.to_vec(), y.to_vec());
 /// ```
 #[derive(Traverse)]
+#[layer(torch)]
 pub struct RNNCell {
     #[layer(rename = "Wi")]
     wi: Var,
@@ -213,6 +214,7 @@ impl RecurrentCell for RNNCell {
 /// assert_eq!((h.shape().to_vec(), c.shape().to_vec(), y.shape().to_vec()), (vec![15, 4], vec![15, 4], vec![15, 4]));
 /// ```
 #[derive(Traverse)]
+#[layer(torch)]
 pub struct LSTMCell {
     #[layer(rename = "Wi")]
     wi: Var,
@@ -388,6 +390,7 @@ impl RecurrentCell for LSTMCell {
 /// # let _ = y;
 /// ```
 #[derive(Traverse)]
+#[layer(torch)]
 pub struct GRUCell {
     #[layer(rename = "Wi")]
     wi: Var,
@@ -530,3 +533,97 @@ macro_rules! display_via_cell {
     )*};
 }
 display_via_cell!(RNNCell, LSTMCell, GRUCell);
+
+// ---------------------------------------------------------------------------------------------
+// PyTorch names and layouts (load_torch_state / save_torch_state)
+// ---------------------------------------------------------------------------------------------
+
+/// Reads PyTorch's one-layer recurrent weights `weight_ih_l0`, `weight_hh_l0` into `wi`, `wh`,
+/// and `bias_ih_l0 + bias_hh_l0` into the single bias `b` (both absent with `bias=False`: zeros).
+fn import_one_bias(src: &mut TorchSource<'_>, wi: &Var, wh: &Var, b: &Var) -> Vec<(Var, Tensor)> {
+    let mut out = Vec::new();
+    for (name, v) in [("weight_ih_l0", wi), ("weight_hh_l0", wh)] {
+        if let Some(t) = src.take(name, v.shape().dims(), v.dtype()) {
+            out.push((v.clone(), t));
+        }
+    }
+    let dims = b.shape().dims().to_vec();
+    if !src.has("bias_ih_l0") && !src.has("bias_hh_l0") {
+        out.push((b.clone(), Tensor::zeros(&dims).to_dtype(b.dtype())));
+        return out;
+    }
+    // accumulate in f64, then round once to the model's dtype
+    if let (Some(bi), Some(bh)) = (src.take("bias_ih_l0", &dims, flux_tensor::DType::F64), src.take("bias_hh_l0", &dims, flux_tensor::DType::F64)) {
+        out.push((b.clone(), (&bi + &bh).to_dtype(b.dtype())));
+    }
+    out
+}
+
+/// Writes `wi`, `wh`, and the single bias `b` as PyTorch's `bias_ih_l0` with a zero `bias_hh_l0`.
+fn export_one_bias(wi: &Var, wh: &Var, b: &Var) -> Vec<(String, TorchValue)> {
+    let zeros = Tensor::zeros(b.shape().dims()).to_dtype(b.dtype());
+    vec![
+        ("weight_ih_l0".into(), TorchValue::Float(wi.data())),
+        ("weight_hh_l0".into(), TorchValue::Float(wh.data())),
+        ("bias_ih_l0".into(), TorchValue::Float(b.data())),
+        ("bias_hh_l0".into(), TorchValue::Float(zeros)),
+    ]
+}
+
+/// `RNNCell` <-> PyTorch `RNN` (one layer, unidirectional): `weight_ih_l0 [out, in]`,
+/// `weight_hh_l0 [out, out]`, and our `b = bias_ih_l0 + bias_hh_l0` (saved as `bias_ih_l0 = b`,
+/// `bias_hh_l0 = 0`). PyTorch's `nonlinearity` must match the cell's activation (`tanh` or
+/// `relu`); the file does not record it.
+impl TorchModule for RNNCell {
+    fn torch_kind(&self) -> &'static str {
+        "RNN"
+    }
+    fn torch_export(&self) -> Vec<(String, TorchValue)> {
+        export_one_bias(&self.wi, &self.wh, &self.b)
+    }
+    fn torch_import(&self, src: &mut TorchSource<'_>) -> Vec<(Var, Tensor)> {
+        import_one_bias(src, &self.wi, &self.wh, &self.b)
+    }
+}
+
+/// `LSTMCell` <-> PyTorch `LSTM` (one layer, unidirectional): PyTorch stacks the gates
+/// input, forget, cell, output, as we do, so `weight_ih_l0 [4out, in]` and `weight_hh_l0
+/// [4out, out]` are our `Wi`, `Wh` as they are, and our `b = bias_ih_l0 + bias_hh_l0` (saved as
+/// `bias_ih_l0 = b`, `bias_hh_l0 = 0`).
+impl TorchModule for LSTMCell {
+    fn torch_kind(&self) -> &'static str {
+        "LSTM"
+    }
+    fn torch_export(&self) -> Vec<(String, TorchValue)> {
+        export_one_bias(&self.wi, &self.wh, &self.b)
+    }
+    fn torch_import(&self, src: &mut TorchSource<'_>) -> Vec<(Var, Tensor)> {
+        import_one_bias(src, &self.wi, &self.wh, &self.b)
+    }
+}
+
+/// `GRUCell` <-> PyTorch `GRU` (one layer, unidirectional): the same layout (gates reset,
+/// update, new; the reset gate applied after the recurrent product; two biases), so
+/// `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0` are our `Wi`, `Wh`, `bi`, `bh`.
+impl TorchModule for GRUCell {
+    fn torch_kind(&self) -> &'static str {
+        "GRU"
+    }
+    fn torch_export(&self) -> Vec<(String, TorchValue)> {
+        vec![
+            ("weight_ih_l0".into(), TorchValue::Float(self.wi.data())),
+            ("weight_hh_l0".into(), TorchValue::Float(self.wh.data())),
+            ("bias_ih_l0".into(), TorchValue::Float(self.bi.data())),
+            ("bias_hh_l0".into(), TorchValue::Float(self.bh.data())),
+        ]
+    }
+    fn torch_import(&self, src: &mut TorchSource<'_>) -> Vec<(Var, Tensor)> {
+        let mut out = Vec::new();
+        for (name, v) in [("weight_ih_l0", &self.wi), ("weight_hh_l0", &self.wh), ("bias_ih_l0", &self.bi), ("bias_hh_l0", &self.bh)] {
+            if let Some(t) = src.take(name, v.shape().dims(), v.dtype()) {
+                out.push((v.clone(), t));
+            }
+        }
+        out
+    }
+}
