@@ -102,3 +102,23 @@ fn explicit_state() {
     assert_eq!(y.to_vec(), s1.to_vec());
     assert_eq!(rnn.state().to_vec(), vec![0.0; 2]);
 }
+
+/// `flux::Layer` is the trait and the derive, as serde's `Serialize`.
+#[test]
+fn derive_by_its_facade_path() {
+    #[derive(flux::Layer)]
+    struct Scaled {
+        inner: Dense,
+        #[layer(skip)]
+        by: f64,
+    }
+    impl Scaled {
+        fn forward(&self, x: &Var) -> Var {
+            self.inner.forward(x) * self.by
+        }
+    }
+    let s = Scaled { inner: Dense::new(2, 2, identity), by: 2.0 };
+    let as_layer: &dyn flux::Layer = &s;
+    assert_eq!(as_layer.forward(&Var::from(Tensor::zeros(&[2]))).to_vec(), vec![0.0, 0.0]);
+    assert_eq!(flux::layers::params(&s).len(), 2);
+}

@@ -56,6 +56,10 @@ pub use flux_tensor as tensor;
 
 pub use flux_tensor::{num_threads, seed, set_num_threads};
 
+/// The layer traits and their derives (`#[derive(flux::Layer)]`), as serde exports
+/// `Serialize`: one name for the trait and the derive.
+pub use flux_layers::{Layer, Traverse};
+
 /// Everything the seed tutorial uses, in one import: the tensor and autograd names, and every
 /// public name of the layers, recurrent and optim crates.
 ///
