@@ -34,6 +34,8 @@
 //!
 //! `Display` is implemented through the layer's printing.
 
+#![forbid(unsafe_code)]
+
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
@@ -74,9 +76,9 @@ struct Field {
 struct StructOptions {
     try_forward: bool,
     fmt: bool,
+    torch: bool,
     bound: Option<Vec<WherePredicate>>,
 }
-    torch: bool,
 
 fn struct_options(input: &DeriveInput) -> syn::Result<StructOptions> {
     let mut o = StructOptions::default();
@@ -86,10 +88,10 @@ fn struct_options(input: &DeriveInput) -> syn::Result<StructOptions> {
                 o.try_forward = true;
             } else if meta.path.is_ident("fmt") {
                 o.fmt = true;
-            } else if meta.path.is_ident("bound") {
-                let s: syn::LitStr = meta.value()?.parse()?;
             } else if meta.path.is_ident("torch") {
                 o.torch = true;
+            } else if meta.path.is_ident("bound") {
+                let s: syn::LitStr = meta.value()?.parse()?;
                 let preds = s.parse_with(syn::punctuated::Punctuated::<WherePredicate, syn::Token![,]>::parse_terminated)?;
                 o.bound = Some(preds.into_iter().collect());
             } else {
@@ -199,9 +201,9 @@ fn expand(input: &DeriveInput, layer: bool) -> syn::Result<TokenStream> {
 
     // visit: one line per field, spanned at the field's type so that a field that is not a
     // layer or a Var is reported there.
+    let torch_decl = if opts.torch { quote!(__w.torch(self);) } else { quote!() };
     let visits = fields.iter().filter(|f| f.role != Role::Skip).map(|f| {
         let (m, n, ty) = (&f.member, &f.name, &f.ty);
-    let torch_decl = if opts.torch { quote!(__w.torch(self);) } else { quote!() };
         match f.role {
             Role::Buffer => quote_spanned!(ty.span()=> __w.buffer(#n, __flux::as_buffer(&self.#m));),
             _ if wrapped(ty, "Box").is_some() => quote_spanned!(ty.span()=> __w.child(#n, &*self.#m);),
@@ -243,9 +245,9 @@ fn expand(input: &DeriveInput, layer: bool) -> syn::Result<TokenStream> {
         #[allow(private_bounds)]
         impl #impl_g __flux::Traverse for #name #ty_g where #(#where_preds,)* #(#traverse_bounds,)* {
             fn visit(&self, __w: &mut __flux::Walker<'_>) {
+                #torch_decl
                 #(#visits)*
             }
-                #torch_decl
         }
         #[automatically_derived]
         #[allow(private_bounds)]
