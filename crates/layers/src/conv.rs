@@ -108,7 +108,7 @@ macro_rules! conv_layer {
         #[doc = $example]
         /// ```
         #[derive(Layer)]
-        #[layer(try_forward, fmt)]
+        #[layer(try_forward, fmt, torch)]
         pub struct $name {
             weight: Var,
             bias: Var,
@@ -257,6 +257,22 @@ macro_rules! conv_layer {
                 self.fmt_layer(f)
             }
         }
+
+        /// PyTorch's `Conv1d/2d/3d`: `weight [cout, cin / groups, k...]` (our kernel with its
+        /// dimensions reversed, and flipped for `Conv`, which convolves where PyTorch
+        /// cross-correlates), `bias [cout]` (absent with `bias=False`: zeros). Stride, padding,
+        /// dilation and groups are the layer's to match; the file does not record them.
+        impl crate::TorchModule for $name {
+            fn torch_kind(&self) -> &'static str {
+                ["Conv1d", "Conv2d", "Conv3d"][self.weight.shape().rank().clamp(3, 5) - 3]
+            }
+            fn torch_export(&self) -> Vec<(String, crate::TorchValue)> {
+                crate::torch::conv_export(&self.weight, &self.bias, $flip)
+            }
+            fn torch_import(&self, src: &mut crate::TorchSource<'_>) -> Vec<(Var, Tensor)> {
+                crate::torch::conv_import(src, &self.weight, &self.bias, $flip)
+            }
+        }
     };
 }
 
@@ -399,7 +415,11 @@ impl ConvTranspose {
         let nd = self.geom.nd;
         let cin = self.weight.shape()[nd + 1];
         if self.fresh {
-            assert!(g > 0 && self.cout.is_multiple_of(g) && cin.is_multiple_of(g), "ConvTranspose: {cin} => {} channels do not split into {g} groups", self.cout);
+            assert!(
+                g > 0 && self.cout.is_multiple_of(g) && cin.is_multiple_of(g),
+                "ConvTranspose: {cin} => {} channels do not split into {g} groups",
+                self.cout
+            );
             let mut shape = self.weight.shape()[..nd].to_vec();
             shape.extend([self.cout / g, cin]);
             self.weight = param(conv_init(&shape));

@@ -28,7 +28,7 @@ use crate::input::cast_like;
 /// assert!(emb.try_lookup(&[10]).is_err());
 /// ```
 #[derive(crate::Layer)]
-#[layer(try_forward, fmt)]
+#[layer(try_forward, fmt, torch)]
 pub struct Embedding {
     weight: Var,
 }
@@ -172,5 +172,20 @@ impl Embedding {
 impl fmt::Debug for Embedding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.fmt_layer(f)
+    }
+}
+
+/// PyTorch's `Embedding`: `weight [vocab, dim]`, row `i` the vector of token `i` (ours is
+/// `[dim, vocab]`, column `i`: the transpose).
+impl crate::TorchModule for Embedding {
+    fn torch_kind(&self) -> &'static str {
+        "Embedding"
+    }
+    fn torch_export(&self) -> Vec<(String, crate::TorchValue)> {
+        vec![("weight".into(), crate::TorchValue::Float(crate::torch::reverse_dims(&self.weight.data())))]
+    }
+    fn torch_import(&self, src: &mut crate::TorchSource<'_>) -> Vec<(Var, Tensor)> {
+        let s = self.weight.shape().dims().to_vec();
+        src.take("weight", &[s[1], s[0]], self.weight.dtype()).map(|t| (self.weight.clone(), crate::torch::reverse_dims(&t))).into_iter().collect()
     }
 }

@@ -21,6 +21,9 @@
 //! | `LSTM` | `LSTM` (1 layer) | `weight_ih_l0 [4h, in]`, `weight_hh_l0 [4h, h]`, `bias_ih_l0 + bias_hh_l0` = our `b` (gates i, f, g, o on both sides) |
 //! | `GRU` | `GRU` (1 layer) | `weight_ih_l0 [3h, in]`, `weight_hh_l0 [3h, h]`, `bias_ih_l0`, `bias_hh_l0` (gates r, z, n on both sides) |
 //! | `RNN` | `RNN` (1 layer) | `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0 + bias_hh_l0` = our `b` |
+//! | `CrossCor` | `Conv1d/2d/3d` | `weight [cout, cin / groups, k...]` = our `[k..., cin / groups, cout]` with the dimensions reversed, `bias [cout]` |
+//! | `Conv` | `Conv1d/2d/3d` | as `CrossCor`, the kernel flipped (we convolve, PyTorch cross-correlates) |
+//! | `Embedding` | `Embedding` | `weight [vocab, dim]` = our `[dim, vocab]` transposed |
 //!
 //! Saving writes the reverse mapping under the flux-rs chain position (`1.weight_ih_l0`); where
 //! flux-rs has one bias and PyTorch two, the whole bias goes to `bias_ih_l0` and `bias_hh_l0`
@@ -365,4 +368,67 @@ pub fn save_torch_state(model: &(impl Traverse + ?Sized), path: impl AsRef<Path>
     let mut e = Export(Vec::new());
     Walker::walk(model, &mut e);
     write_file(OP, path, &e.0)
+}
+
+/// The same elements with the dimensions in reverse order: `t[i, j, k]` becomes `[k, j, i]`
+/// (Julia's `[k..., cin, cout]` kernel as PyTorch's `[cout, cin, k...]`, and back).
+pub(crate) fn reverse_dims(t: &Tensor) -> Tensor {
+    let perm: Vec<usize> = (0..t.shape().rank()).rev().collect();
+    t.permute(&perm)
+}
+
+/// The kernel reversed along its first `nd` (spatial) dimensions: a true convolution with `t`
+/// is a cross-correlation with the flipped kernel.
+pub(crate) fn flip_spatial(t: &Tensor, nd: usize) -> Tensor {
+    let shape = t.shape().dims().to_vec();
+    let v = t.to_vec();
+    let mut out = vec![0.0f64; v.len()];
+    let mut idx = vec![0usize; shape.len()];
+    for &x in &v {
+        // idx is the column-major multi-index of `x`
+        let mut off = 0;
+        let mut stride = 1;
+        for (d, (&i, &n)) in idx.iter().zip(&shape).enumerate() {
+            let j = if d < nd { n - 1 - i } else { i };
+            off += j * stride;
+            stride *= n;
+        }
+        out[off] = x;
+        for (i, &n) in idx.iter_mut().zip(&shape) {
+            *i += 1;
+            if *i < n {
+                break;
+            }
+            *i = 0;
+        }
+    }
+    Tensor::from_vec(out, &shape).to_dtype(t.dtype())
+}
+
+/// PyTorch's `Conv1d/2d/3d` tensors for a kernel `[k..., cin / groups, cout]` and bias `[cout]`:
+/// `weight [cout, cin / groups, k...]` (PyTorch's spatial order is the reverse of ours, as its
+/// input `[N, C, H, W]` is ours `[W, H, C, N]`), flipped first when the layer convolves (`Conv`).
+pub(crate) fn conv_export(weight: &Var, bias: &Var, flip: bool) -> Vec<(String, TorchValue)> {
+    let nd = weight.shape().rank() - 2;
+    let w = if flip { flip_spatial(&weight.data(), nd) } else { weight.data() };
+    vec![("weight".into(), TorchValue::Float(reverse_dims(&w))), ("bias".into(), TorchValue::Float(bias.data()))]
+}
+
+/// The reverse of [`conv_export`] (a `bias=False` convolution loads a zero bias).
+pub(crate) fn conv_import(src: &mut TorchSource<'_>, weight: &Var, bias: &Var, flip: bool) -> Vec<(Var, Tensor)> {
+    let nd = weight.shape().rank() - 2;
+    let torch_shape: Vec<usize> = weight.shape().dims().iter().rev().copied().collect();
+    let mut out = Vec::new();
+    if let Some(t) = src.take("weight", &torch_shape, weight.dtype()) {
+        let w = reverse_dims(&t);
+        out.push((weight.clone(), if flip { flip_spatial(&w, nd) } else { w }));
+    }
+    if src.has("bias") {
+        if let Some(t) = src.take("bias", bias.shape().dims(), bias.dtype()) {
+            out.push((bias.clone(), t));
+        }
+    } else {
+        out.push((bias.clone(), Tensor::zeros(bias.shape().dims()).to_dtype(bias.dtype())));
+    }
+    out
 }

@@ -310,3 +310,41 @@ fn two_million_parameters_json_vs_safetensors() {
     std::fs::remove_file(&pj).unwrap();
     std::fs::remove_file(&ps).unwrap();
 }
+
+#[test]
+fn pytorch_conv2d_gives_pytorchs_outputs_as_crosscor_and_as_conv() {
+    use flux_layers::{Conv, CrossCor};
+    let (x, y) = io("conv2d", &[6, 5, 2, 2], &[4, 2, 3, 2], DType::F32);
+    // our kernels are [kw, kh, cin, cout]: PyTorch's (3, 2) is our [2, 3]
+    let cc = chain![CrossCor::new(&[2, 3], 2, 4, relu), CrossCor::new(&[2, 2], 4, 3, identity)];
+    load_torch_state(&cc, data("conv2d.safetensors")).unwrap();
+    assert_close(&cc.forward(&x), &y, 1e-5);
+    // Conv convolves: the mapping flips the kernel, so the outputs are PyTorch's too
+    let cv = chain![Conv::new(&[2, 3], 2, 4, relu), Conv::new(&[2, 2], 4, 3, identity)];
+    load_torch_state(&cv, data("conv2d.safetensors")).unwrap();
+    assert_close(&cv.forward(&x), &y, 1e-5);
+    // and back: Conv's export flips again, so the saved kernels are PyTorch's
+    let path = tmp("conv.safetensors");
+    save_torch_state(&cv, &path).unwrap();
+    let again = chain![CrossCor::new(&[2, 3], 2, 4, relu), CrossCor::new(&[2, 2], 4, 3, identity)];
+    load_torch_state(&again, &path).unwrap();
+    assert_eq!(snapshot(&again), snapshot(&cc));
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn pytorch_conv1d_and_embedding_give_pytorchs_outputs() {
+    use flux_layers::{CrossCor, Embedding};
+    let m = chain![CrossCor::new(&[4], 3, 2, identity)];
+    load_torch_state(&m, data("conv1d.safetensors")).unwrap();
+    let (x, y) = io("conv1d", &[7, 3, 2], &[4, 2, 2], DType::F32);
+    assert_close(&m.forward(&x), &y, 1e-5);
+
+    let e = Embedding::new(10, 4);
+    load_torch_state(&e, data("embedding.safetensors")).unwrap();
+    let io = Io { x: param(Tensor::zeros(&[4]).to_f64()), y: param(Tensor::zeros(&[4, 4]).to_f32()) };
+    load_safetensors(&io, data("embedding.io.safetensors")).unwrap();
+    let tokens: Vec<usize> = io.x.to_vec().iter().map(|&t| t as usize).collect();
+    assert_eq!(tokens, vec![3, 1, 7, 0]);
+    assert_close(&e.lookup(&tokens), &io.y, 0.0);
+}

@@ -85,3 +85,22 @@ mlp64 = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
 x = torch.randn(3, 3, dtype=torch.float64)
 with torch.no_grad():
     save("mlp64", mlp64, x, mlp64(x))
+
+# 6. Convolutions: Conv2d (kernel 3x2: PyTorch [cout, cin, kh, kw], ours [kw, kh, cin, cout]),
+#    ReLU, Conv1d is not mixed in (a different rank); images [N, C, H, W] (flux-rs [W, H, C, N])
+conv = nn.Sequential(nn.Conv2d(2, 4, (3, 2)), nn.ReLU(), nn.Conv2d(4, 3, (2, 2), bias=False))
+x = torch.randn(2, 2, 5, 6)
+with torch.no_grad():
+    save("conv2d", conv, x, conv(x))
+
+# 7. Conv1d on [N, C, L] (flux-rs [L, C, N])
+conv1 = nn.Sequential(nn.Conv1d(3, 2, 4))
+x = torch.randn(2, 3, 7)
+with torch.no_grad():
+    save("conv1d", conv1, x, conv1(x))
+
+# 8. Embedding(10, 4) on tokens [3, 1, 7, 0] (output [4 tokens, 4] -> flux-rs [4, 4 tokens])
+emb = nn.Sequential(nn.Embedding(10, 4))
+tokens = torch.tensor([3, 1, 7, 0])
+with torch.no_grad():
+    save("embedding", emb, tokens.double(), emb(tokens))
