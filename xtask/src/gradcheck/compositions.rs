@@ -19,7 +19,7 @@ fn expr() -> impl Strategy<Value = Expr> {
     let leaf = (0usize..3).prop_map(Expr::Input);
     leaf.prop_recursive(4, 16, 2, |inner| {
         prop_oneof![
-            (0u8..6, inner.clone()).prop_map(|(k, e)| Expr::Unary(k, Box::new(e))),
+            (0u8..8, inner.clone()).prop_map(|(k, e)| Expr::Unary(k, Box::new(e))),
             (0u8..3, inner.clone(), inner.clone()).prop_map(|(k, a, b)| Expr::Binary(k, Box::new(a), Box::new(b))),
             inner.prop_map(|e| Expr::SumCols(Box::new(e))),
         ]
@@ -37,7 +37,9 @@ fn eval(e: &Expr, xs: &[Var]) -> Var {
                 2 => a.sigmoid(),
                 3 => a.powi(2),
                 4 => (&a * 0.5).exp(),
-                _ => a.softplus(),
+                5 => a.softplus(),
+                6 => a.cumsum(0),
+                _ => flux_layers::logsigmoid(&a),
             }
         }
         Expr::Binary(k, a, b) => {
