@@ -317,7 +317,7 @@ conv_layer!(
 /// assert_eq!(c.forward(&Var::from(Tensor::rand(&[7, 7, 6, 2]))).shape(), &[13, 13, 1, 2]);
 /// ```
 #[derive(Layer)]
-#[layer(try_forward, fmt)]
+#[layer(try_forward, fmt, torch)]
 pub struct ConvTranspose {
     weight: Var,
     bias: Var,
@@ -329,6 +329,22 @@ pub struct ConvTranspose {
     cout: usize,
     #[layer(skip)]
     fresh: bool,
+}
+
+/// PyTorch's `ConvTranspose1d/2d/3d`: `weight [cin, cout / groups, k...]` (our
+/// `[k..., cout / groups, cin]` with the dimensions reversed, and flipped: ours is the gradient of
+/// a convolution, PyTorch's of a cross-correlation), `bias [cout]` (absent with `bias=False`:
+/// zeros). Stride, padding and groups are the layer's to match.
+impl crate::TorchModule for ConvTranspose {
+    fn torch_kind(&self) -> &'static str {
+        ["ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"][self.weight.shape().rank().clamp(3, 5) - 3]
+    }
+    fn torch_export(&self) -> Vec<(String, crate::TorchValue)> {
+        crate::torch::conv_export(&self.weight, &self.bias, true)
+    }
+    fn torch_import(&self, src: &mut crate::TorchSource<'_>) -> Vec<(Var, Tensor)> {
+        crate::torch::conv_import(src, &self.weight, &self.bias, true)
+    }
 }
 
 impl ConvTranspose {

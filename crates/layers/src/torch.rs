@@ -23,6 +23,7 @@
 //! | `RNN` | `RNN` (1 layer) | `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0 + bias_hh_l0` = our `b` |
 //! | `CrossCor` | `Conv1d/2d/3d` | `weight [cout, cin / groups, k...]` = our `[k..., cin / groups, cout]` with the dimensions reversed, `bias [cout]` |
 //! | `Conv` | `Conv1d/2d/3d` | as `CrossCor`, the kernel flipped (we convolve, PyTorch cross-correlates) |
+//! | `ConvTranspose` | `ConvTranspose1d/2d/3d` | `weight [cin, cout / groups, k...]` = our `[k..., cout / groups, cin]` reversed and flipped, `bias [cout]` |
 //! | `Embedding` | `Embedding` | `weight [vocab, dim]` = our `[dim, vocab]` transposed |
 //!
 //! Saving writes the reverse mapping under the flux-rs chain position (`1.weight_ih_l0`); where

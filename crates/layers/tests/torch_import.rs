@@ -348,3 +348,13 @@ fn pytorch_conv1d_and_embedding_give_pytorchs_outputs() {
     assert_eq!(tokens, vec![3, 1, 7, 0]);
     assert_close(&e.lookup(&tokens), &io.y, 0.0);
 }
+
+#[test]
+fn pytorch_convtranspose2d_gives_pytorchs_outputs() {
+    use flux_layers::ConvTranspose;
+    // PyTorch [N=2, C=2, H=4, W=5] -> [2, 3, (4-1)*2+3 = 9, (5-1)*2+2 = 10]; ours reversed
+    let m = chain![ConvTranspose::new(&[2, 3], 2, 3, identity).stride(&[2])];
+    load_torch_state(&m, data("convtranspose2d.safetensors")).unwrap();
+    let (x, y) = io("convtranspose2d", &[5, 4, 2, 2], &[10, 9, 3, 2], DType::F32);
+    assert_close(&m.forward(&x), &y, 1e-5);
+}

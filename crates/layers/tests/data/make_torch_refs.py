@@ -104,3 +104,9 @@ emb = nn.Sequential(nn.Embedding(10, 4))
 tokens = torch.tensor([3, 1, 7, 0])
 with torch.no_grad():
     save("embedding", emb, tokens.double(), emb(tokens))
+
+# 9. ConvTranspose2d(2 => 3, kernel (3, 2), stride 2): PyTorch weight [cin, cout, kh, kw]
+convt = nn.Sequential(nn.ConvTranspose2d(2, 3, (3, 2), stride=2))
+x = torch.randn(2, 2, 4, 5)
+with torch.no_grad():
+    save("convtranspose2d", convt, x, convt(x))
