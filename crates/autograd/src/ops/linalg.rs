@@ -12,7 +12,7 @@
 //! As in Julia (Zygote's rules use `inv(A)` too), the gradient of `det` at a singular matrix is
 //! not defined here: the backward pass panics with the `solve` error naming the matrix.
 
-use flux_tensor::{Tensor, TensorError};
+use flux_tensor::TensorError;
 
 use crate::op::Op;
 use crate::value::Value;
@@ -23,10 +23,11 @@ fn solve_v<V: Value>(a: &V, b: &V, t: bool) -> V {
     V::from_var(a.to_var().solve_flag(&b.to_var(), t))
 }
 
-/// `A⁻ᵀ` of a square matrix, as a value of the rule's representation.
+/// `A⁻ᵀ` of a square matrix, as a value of the rule's representation (the transpose of
+/// `inv`, whose many-right-hand-side solve is blocked over the GEMM, and whose own rule is two
+/// products).
 fn inv_t<V: Value>(a: &V) -> V {
-    let eye = Tensor::eye_of(a.shape()[0], a.dtype());
-    solve_v(a, &V::constant(eye), true)
+    V::from_var(a.to_var().inv().transpose())
 }
 
 /// A vector `[n]` as the column `[n, 1]`; a matrix unchanged.
@@ -298,6 +299,7 @@ pub fn kron(a: &Var, b: &Var) -> Var {
 mod tests {
     use super::*;
     use crate::{gradient, jvp};
+    use flux_tensor::Tensor;
 
     fn m(v: Vec<f64>, s: &[usize]) -> Var {
         Var::from(Tensor::from_vec(v, s))
