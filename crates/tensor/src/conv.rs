@@ -550,30 +550,38 @@ pub(crate) fn window_argmax<T: GemmElement>(spec: &ConvSpec, x_shape: &[usize], 
         let start = (o * g.stride[d]) as isize - g.plo[d] as isize;
         (start.max(0) as usize, ((start + g.k[d] as isize) as usize).min(g.x[d]))
     };
+    // per kernel offset along dim 0: the outputs whose input is inside, and the input index of
+    // output 0 (the same bookkeeping as im2col, without the flip)
+    let spans: Vec<(usize, usize, isize)> = (0..g.k[0]).map(|k0| Geom { flip: false, dil: [1; 3], ..g }.span(0, k0)).collect();
+    let o0n = g.o[0];
+    let (mut bv, mut bi) = (vec![T::neg_infinity(); o0n], vec![usize::MAX; o0n]);
     for s in 0..slabs {
         let base = s * xp;
         for o2 in 0..g.o[2] {
             let (lo2, hi2) = range(2, o2);
             for o1 in 0..g.o[1] {
                 let (lo1, hi1) = range(1, o1);
-                for o0 in 0..g.o[0] {
-                    let (lo0, hi0) = range(0, o0);
-                    // every window holds an element (the padding is smaller than the window)
-                    let mut best = base + lo0 + g.x[0] * (lo1 + g.x[1] * lo2);
-                    let mut bv = x[best];
-                    for i2 in lo2..hi2 {
-                        for i1 in lo1..hi1 {
-                            let row = base + g.x[0] * (i1 + g.x[1] * i2);
-                            for (i, &v) in x[row + lo0..row + hi0].iter().enumerate() {
-                                // branch-free: larger, or the first NaN (which then stays)
-                                let better = (v > bv) | (v.is_nan() & !bv.is_nan());
-                                best = if better { row + lo0 + i } else { best };
-                                bv = if better { v } else { bv };
+                bv.fill(T::neg_infinity());
+                bi.fill(usize::MAX);
+                // rows of the window outermost, outputs innermost: the outputs' comparisons are
+                // independent of each other, so they pipeline
+                for i2 in lo2..hi2 {
+                    for i1 in lo1..hi1 {
+                        let row = base + g.x[0] * (i1 + g.x[1] * i2);
+                        for &(lo, hi, b0) in &spans {
+                            for o0 in lo..hi {
+                                let xi = row + (b0 + (o0 * g.stride[0]) as isize) as usize;
+                                let v = x[xi];
+                                let (cv, ci) = (bv[o0], bi[o0]);
+                                // larger, or the first element, or the first NaN (which then stays)
+                                let better = (v > cv) | (ci == usize::MAX) | (v.is_nan() & !cv.is_nan());
+                                bv[o0] = if better { v } else { cv };
+                                bi[o0] = if better { xi } else { ci };
                             }
                         }
                     }
-                    idx.push(best);
                 }
+                idx.extend_from_slice(&bi);
             }
         }
     }
