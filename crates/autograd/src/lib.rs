@@ -45,7 +45,7 @@ mod gradcheck;
 mod gradient;
 mod idmap;
 mod op;
-pub mod ops;
+mod ops;
 mod tape;
 mod value;
 mod var;

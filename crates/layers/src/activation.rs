@@ -157,7 +157,7 @@ pub fn logsoftmax(x: &Var) -> Var {
 /// Every activation with its Flux name, for tests and the gradcheck suite.
 ///
 /// ```
-/// assert_eq!(flux_layers::activation::ALL.len(), 12);
+/// assert_eq!(flux_layers::ACTIVATIONS.len(), 12);
 /// ```
 pub const ALL: [(&str, fn(&Var) -> Var); 12] = [
     ("identity", identity),

@@ -34,7 +34,7 @@
 // The derive macros name this crate `::flux_layers`, also from inside it.
 extern crate self as flux_layers;
 
-pub mod activation;
+mod activation;
 mod attention;
 mod batchnorm;
 mod chain;
@@ -51,7 +51,7 @@ mod input;
 mod instancenorm;
 mod layer;
 mod layernorm;
-pub mod loss;
+mod loss;
 mod maxout;
 mod mode;
 mod norm;
@@ -59,11 +59,12 @@ mod onehot;
 mod parallel;
 mod pool;
 mod skip;
-pub mod state;
-pub mod torch;
+mod state;
+mod torch;
 mod traverse;
-pub mod weights;
+mod weights;
 
+pub use activation::ALL as ACTIVATIONS;
 pub use activation::{elu, elu_with, gelu, identity, leakyrelu, leakyrelu_with, logsigmoid, logsoftmax, relu, sigmoid, softmax, softplus, swish, tanh, σ};
 pub use attention::{causal_mask, MultiHeadAttention};
 pub use batchnorm::BatchNorm;
@@ -81,6 +82,7 @@ pub use input::cast_like;
 pub use instancenorm::InstanceNorm;
 pub use layer::{fn_name, Layer, Modal, Show, Stateful, Traverse, Visitor, Walker};
 pub use layernorm::LayerNorm;
+pub use loss::ALL as LOSSES;
 pub use loss::{
     binarycrossentropy, crossentropy, crossentropy_weighted, focal_loss, huber_loss, kldivergence, logitbinarycrossentropy, logitcrossentropy, mse,
     try_binarycrossentropy, try_crossentropy, try_crossentropy_weighted, try_focal_loss, try_huber_loss, try_kldivergence, try_logitbinarycrossentropy,

@@ -208,7 +208,7 @@ pub fn try_logitbinarycrossentropy(yhat: &Var, y: &Var) -> Result<Var, LayerErro
 /// Every loss with its Flux name, for tests and the gradcheck suite.
 ///
 /// ```
-/// assert_eq!(flux_layers::loss::ALL.len(), 5);
+/// assert_eq!(flux_layers::LOSSES.len(), 5);
 /// ```
 pub const ALL: [(&str, fn(&Var, &Var) -> Var); 5] = [
     ("mse", mse),

@@ -55,7 +55,7 @@ mod history;
 mod optimiser;
 #[cfg(feature = "plot")]
 mod plot;
-pub mod rules;
+mod rules;
 mod train;
 
 pub use callbacks::{checkpoint_every, early_stopping, every, log_every, EarlyStopping};
@@ -65,6 +65,7 @@ pub use history::History;
 pub use optimiser::{OptimError, Optimiser, STATE_FORMAT};
 #[cfg(feature = "plot")]
 pub use plot::{plot_history, plot_losses, PlotError};
+pub use rules::EPSILON;
 pub use rules::{
     AMSGrad, AdaDelta, AdaGrad, AdaMax, Adam, AdamW, ClipNorm, ClipValue, Descent, ExpDecay, InvDecay, Momentum, NAdam, Nesterov, RMSProp, WeightDecay,
 };

@@ -16,7 +16,7 @@ use crate::optimiser::{config_num, Optimiser, StateMap};
 /// Flux's global `ϵ`, the default `epsilon` of every rule that has one.
 ///
 /// ```
-/// assert_eq!(flux_optim::rules::EPSILON, 1e-8);
+/// assert_eq!(flux_optim::EPSILON, 1e-8);
 /// ```
 pub const EPSILON: f64 = 1e-8;
 

@@ -111,7 +111,7 @@ pub(super) fn param_case<L: Layer + 'static>(op: &'static str, what: &str, layer
 
 pub fn cases() -> Vec<Case> {
     let mut v = Vec::new();
-    for (name, f) in flux_layers::activation::ALL {
+    for (name, f) in flux_layers::ACTIVATIONS {
         let x = Tensor::randn(&[4, 3]).map(|x| if x.abs() < 0.05 { x + 0.2 } else { x });
         let case = Case::new(name, "[4, 3]", vec![x], move |x| f(&x[0]));
         // relu and leakyrelu are piecewise linear: their second derivative is zero where defined
