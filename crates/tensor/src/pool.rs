@@ -219,6 +219,27 @@ mod tests {
     }
 
     #[test]
+    fn maxpool_with_per_side_padding_matches_a_direct_loop() {
+        let x = Tensor::randn(&[40, 40, 8, 6]);
+        let y = x.maxpool(&PoolSpec::new(&[3, 2]).stride(&[2, 3]).pad(&[1, 0, 1, 1]));
+        assert_eq!(y.shape(), &[20, 14, 8, 6]);
+        let (xv, yv) = (x.to_vec(), y.to_vec());
+        for s in 0..48 {
+            for o1 in 0..14usize {
+                for o0 in 0..20usize {
+                    let mut m = f64::NEG_INFINITY;
+                    for i1 in (3 * o1).saturating_sub(1)..(3 * o1 + 1).min(40) {
+                        for i0 in (2 * o0).saturating_sub(1)..(2 * o0 + 2).min(40) {
+                            m = m.max(xv[i0 + 40 * (i1 + 40 * s)]);
+                        }
+                    }
+                    assert_eq!(yv[o0 + 20 * (o1 + 14 * s)], m);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn meanpool_counts_padding() {
         let x = Tensor::ones(&[3, 3, 2, 1]);
         let y = x.meanpool(&PoolSpec::new(&[2, 2]).pad(&[1]));
