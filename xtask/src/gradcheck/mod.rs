@@ -6,8 +6,8 @@ mod compositions;
 mod conv;
 mod forward;
 mod layers;
-mod more_ops;
 mod more_layers;
+mod more_ops;
 mod recurrent;
 
 use flux_autograd::{gradcheck2_with, gradcheck_with, GradcheckConfig, Var};
