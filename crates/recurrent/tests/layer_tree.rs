@@ -132,3 +132,15 @@ fn f64_input_to_a_f32_recurrent_layer() {
     let gs = gradient_params(|| m.forward(&x).sum(), &flux_autograd::params![&x]);
     assert_eq!(gs[&x].dtype(), DType::F64);
 }
+
+/// Weights replaced with inconsistent shapes never reach the fused kernels: the sequence takes
+/// the step-by-step path, whose ops report the shapes (a panic with a message, never a read out
+/// of bounds).
+#[test]
+fn inconsistent_weights_do_not_reach_the_fused_kernels() {
+    let m = LSTM::new(3, 4);
+    m.cell().b().set_data_unchecked(Tensor::zeros(&[7]).to_f32());
+    let xs = sequence(5, 3, 2, 3);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.forward_seq(&xs)));
+    assert!(r.is_err());
+}

@@ -498,8 +498,14 @@ pub(crate) fn lstm_seq(wi: &Var, wh: &Var, b: &Var, h0: &Var, c0: &Var, xs: &[Va
     if x0.rank() == 0 || x0.rank() > 2 || xs.iter().any(|x| x.shape() != x0) {
         return None;
     }
-    let (hidden, input) = (wh.shape()[1], wi.shape()[1]);
-    if x0[0] != input {
+    // The kernels index by these sizes: weights whose shapes disagree (a parameter replaced
+    // with `set_data_unchecked`, say) take the step-by-step path, whose ops report the shapes.
+    let (swi, swh, sb) = (wi.shape(), wh.shape(), b.shape());
+    if swi.rank() != 2 || swh.rank() != 2 || sb.rank() != 1 {
+        return None;
+    }
+    let (hidden, input) = (swh[1], swi[1]);
+    if x0[0] != input || swi[0] != 4 * hidden || swh[0] != 4 * hidden || sb[0] != 4 * hidden {
         return None;
     }
     let unbatched = x0.rank() == 1;
