@@ -219,8 +219,8 @@ pub(crate) fn from_row_major(bytes: &[u8], dtype: Dtype, shape: &[usize], to: DT
 }
 
 /// Row-major little-endian elements of `N` bytes each (`bytes.len()` checked by the caller)
-/// into column-major order: straight through for vectors, tile by tile for matrices (a whole
-/// run of a row decoded at once), index by index otherwise.
+/// into column-major order: straight through for vectors, tile by tile for matrices (each
+/// output column's run written contiguously), index by index otherwise.
 fn decode<T: Copy + Default, const N: usize>(bytes: &[u8], shape: &[usize], conv: fn([u8; N]) -> T) -> Vec<T> {
     let numel: usize = shape.iter().product();
     let elem = |c: &[u8]| conv(c.try_into().unwrap_or([0; N]));
@@ -229,14 +229,18 @@ fn decode<T: Copy + Default, const N: usize>(bytes: &[u8], shape: &[usize], conv
     }
     let mut out = vec![T::default(); numel];
     if let [rows, cols] = *shape {
-        const B: usize = 64;
+        // tile by tile (a 32x32 tile of the source fits in L1), each output column's run
+        // written contiguously; no second copy of the matrix
+        const B: usize = 32;
         for i0 in (0..rows).step_by(B) {
+            let i1 = (i0 + B).min(rows);
             for j0 in (0..cols).step_by(B) {
                 let j1 = (j0 + B).min(cols);
-                for i in i0..(i0 + B).min(rows) {
-                    let run = &bytes[N * (i * cols + j0)..N * (i * cols + j1)];
-                    for (j, c) in (j0..j1).zip(run.chunks_exact(N)) {
-                        out[i + j * rows] = elem(c);
+                for j in j0..j1 {
+                    let column = &mut out[j * rows + i0..j * rows + i1];
+                    for (o, i) in column.iter_mut().zip(i0..i1) {
+                        let at = N * (i * cols + j);
+                        *o = elem(&bytes[at..at + N]);
                     }
                 }
             }
@@ -428,7 +432,7 @@ mod tests {
 
     #[test]
     fn row_major_round_trip() {
-        for shape in [vec![], vec![0], vec![5], vec![2, 3], vec![2, 3, 4], vec![3, 1, 2, 2]] {
+        for shape in [vec![], vec![0], vec![5], vec![2, 3], vec![70, 45], vec![33, 65], vec![2, 3, 4], vec![3, 1, 2, 2]] {
             let n: usize = shape.iter().product();
             let t = Tensor::from_vec((0..n).map(|i| i as f32).collect::<Vec<_>>(), &shape);
             let bytes = to_row_major(&t);
