@@ -28,7 +28,7 @@
 //! assert_eq!(params(&model).len(), 4);
 //! ```
 
-#![allow(mixed_script_confusables)]
+#![allow(mixed_script_confusables, confusable_idents)]
 #![forbid(unsafe_code)]
 
 // The derive macros name this crate `::flux_layers`, also from inside it.

@@ -46,7 +46,7 @@
 //! ```
 
 #![forbid(unsafe_code)]
-#![allow(mixed_script_confusables)]
+#![allow(mixed_script_confusables, confusable_idents)]
 
 mod callbacks;
 mod chain;
