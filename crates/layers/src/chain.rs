@@ -281,19 +281,14 @@ impl Layer for Compose<dyn Layer, dyn Layer> {
     }
 }
 
-fn fmt_compose(outer: &dyn Layer, inner: &dyn Layer, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    outer.fmt_layer(f)?;
-    f.write_str(" ∘ ")?;
-    inner.fmt_layer(f)
-}
-
 impl<A: Layer + ?Sized, B: Layer + ?Sized> fmt::Display for Compose<A, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt_compose_dyn(&*self.outer, &*self.inner, f)
+        fmt_compose(&*self.outer, &*self.inner, f)
     }
 }
 
-fn fmt_compose_dyn<A: Layer + ?Sized, B: Layer + ?Sized>(outer: &A, inner: &B, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// `outer ∘ inner`, each part as it prints.
+fn fmt_compose<A: Layer + ?Sized, B: Layer + ?Sized>(outer: &A, inner: &B, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     outer.fmt_layer(f)?;
     f.write_str(" ∘ ")?;
     inner.fmt_layer(f)
