@@ -525,8 +525,10 @@ fn conv_filter_fwd<T: GemmElement>(g: &Geom, x: &[T], dy: &[T]) -> Vec<T> {
 
 /// Max pooling's argmax: for input `x` (`[spatial..., C, N]`) and a window of `k` (a conv of
 /// one channel per slab, `ConvSpec` giving stride and padding), the flat index into `x` of the
-/// first largest element of each window (padding never wins), and the output shape.
-pub(crate) fn window_argmax<T: GemmElement>(spec: &ConvSpec, x_shape: &[usize], k: &[usize], x: &[T]) -> Result<(Vec<usize>, Vec<usize>)> {
+/// first largest element of each window (padding never wins), those largest elements, and the
+/// output shape.
+#[allow(clippy::type_complexity)]
+pub(crate) fn window_argmax<T: GemmElement>(spec: &ConvSpec, x_shape: &[usize], k: &[usize], x: &[T]) -> Result<(Vec<usize>, Vec<T>, Vec<usize>)> {
     let nd = x_shape.len().saturating_sub(2);
     let err = |reason: String| TensorError::ShapeMismatch { op: "maxpool", lhs: x_shape.to_vec(), rhs: k.to_vec(), reason };
     if !(1..=3).contains(&nd) || k.len() != nd {
@@ -548,7 +550,14 @@ pub(crate) fn window_argmax<T: GemmElement>(spec: &ConvSpec, x_shape: &[usize], 
         }
     }
     let (p, xp) = (g.p(), g.xp());
+    let mut out = g.o[..nd].to_vec();
+    out.extend_from_slice(&x_shape[nd..]);
+    if nd == 2 && g.k[..2] == [2, 2] && g.stride[..2] == [2, 2] && g.plo[..2] == [0, 0] {
+        let (idx, vals) = argmax_2x2(x, g.x[0], g.x[1], slabs);
+        return Ok((idx, vals, out));
+    }
     let mut idx = Vec::with_capacity(p * slabs);
+    let mut vals = Vec::with_capacity(p * slabs);
     // the window's in-bounds range along dim d for output index o
     let range = |d: usize, o: usize| {
         let start = (o * g.stride[d]) as isize - g.plo[d] as isize;
@@ -586,12 +595,44 @@ pub(crate) fn window_argmax<T: GemmElement>(spec: &ConvSpec, x_shape: &[usize], 
                     }
                 }
                 idx.extend_from_slice(&bi);
+                vals.extend_from_slice(&bv);
             }
         }
     }
-    let mut out = g.o[..nd].to_vec();
-    out.extend_from_slice(&x_shape[nd..]);
-    Ok((idx, out))
+    Ok((idx, vals, out))
+}
+
+/// [`window_argmax`] for LeNet's pool, a 2x2 window with stride 2 and no padding, over `slabs`
+/// planes of `x0 x x1`: the window's four elements compared in the general path's order (so the
+/// same element wins ties and NaNs), straight from two input rows.
+fn argmax_2x2<T: GemmElement>(x: &[T], x0: usize, x1: usize, slabs: usize) -> (Vec<usize>, Vec<T>) {
+    let (o0, o1) = (x0 / 2, x1 / 2);
+    let mut idx = vec![0; o0 * o1 * slabs];
+    let mut vals = vec![T::from_f64(0.0); o0 * o1 * slabs];
+    if o0 == 0 {
+        return (idx, vals);
+    }
+    let rows = idx.chunks_exact_mut(o0).zip(vals.chunks_exact_mut(o0));
+    for (r, (ri, rv)) in rows.enumerate() {
+        let (s, q1) = (r / o1, r % o1);
+        let base = s * x0 * x1 + 2 * q1 * x0;
+        let top = &x[base..base + 2 * o0];
+        let bottom = &x[base + x0..base + x0 + 2 * o0];
+        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+        for (q0, ((a, b), (oi, ov))) in windows.zip(ri.iter_mut().zip(rv.iter_mut())).enumerate() {
+            let i = base + 2 * q0;
+            let (mut v, mut k) = (a[0], i);
+            for (w, j) in [(a[1], i + 1), (b[0], i + x0), (b[1], i + x0 + 1)] {
+                // larger, or the first NaN (which then stays)
+                if w > v || (w.is_nan() && !v.is_nan()) {
+                    (v, k) = (w, j);
+                }
+            }
+            *oi = k;
+            *ov = v;
+        }
+    }
+    (idx, vals)
 }
 
 fn spec_hi(spec: &ConvSpec, nd: usize, d: usize) -> usize {

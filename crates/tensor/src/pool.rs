@@ -6,6 +6,7 @@
 
 use crate::conv::{window_argmax, ConvSpec};
 use crate::error::{Result, TensorError};
+use crate::shape::Shape;
 use crate::tensor::Tensor;
 
 /// A pooling window with its stride (the window unless set) and padding (one value, one per
@@ -149,7 +150,23 @@ impl Tensor {
     /// assert_eq!((idx, shape), (vec![0, 3], vec![2, 1, 1]));
     /// ```
     pub fn try_maxpool_indices(&self, spec: &PoolSpec) -> Result<(Vec<usize>, Vec<usize>)> {
-        crate::dispatch!(self, |xv: T| window_argmax(&spec.conv_spec(), self.shape(), &spec.window, xv))
+        crate::dispatch!(self, |xv: T| window_argmax(&spec.conv_spec(), self.shape(), &spec.window, xv).map(|(idx, _, out)| (idx, out)))
+    }
+
+    /// Max pooling and its argmax in one pass: the pooled tensor and, in its order, the flat
+    /// index into `self` of each window's first largest element (what the adjoint scatters to).
+    ///
+    /// ```
+    /// use flux_tensor::{PoolSpec, Tensor};
+    /// let x = Tensor::from_vec(vec![3.0, 1.0, 2.0, 5.0], &[4, 1, 1]);
+    /// let (y, idx) = x.try_maxpool_with_indices(&PoolSpec::new(&[2])).unwrap();
+    /// assert_eq!((y.to_vec(), y.shape().to_vec(), idx), (vec![3.0, 5.0], vec![2, 1, 1], vec![0, 3]));
+    /// ```
+    pub fn try_maxpool_with_indices(&self, spec: &PoolSpec) -> Result<(Tensor, Vec<usize>)> {
+        crate::dispatch!(self, |xv: T| {
+            let (idx, vals, out) = window_argmax(&spec.conv_spec(), self.shape(), &spec.window, xv)?;
+            Ok((Tensor::from_typed(vals, Shape::new(&out)), idx))
+        })
     }
 
     /// Max pooling over the spatial dims of `[spatial..., C, N]`. Panics on bad shapes (see
@@ -172,8 +189,7 @@ impl Tensor {
     /// assert!(Tensor::zeros(&[3, 1, 1]).try_maxpool(&PoolSpec::new(&[4])).is_err());
     /// ```
     pub fn try_maxpool(&self, spec: &PoolSpec) -> Result<Tensor> {
-        let (idx, shape) = self.try_maxpool_indices(spec)?;
-        Ok(self.reshape(&[self.numel()]).index_select(0, &idx).reshape(&shape))
+        Ok(self.try_maxpool_with_indices(spec)?.0)
     }
 
     /// Mean pooling over the spatial dims of `[spatial..., C, N]`; padding counts as zeros in
@@ -234,6 +250,39 @@ mod tests {
                         }
                     }
                     assert_eq!(yv[o0 + 20 * (o1 + 14 * s)], m);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn maxpool_2x2_takes_the_first_largest_and_the_first_nan() {
+        // odd sizes (the last row and column are dropped), ties from rounding, a few NaNs
+        let (x0, x1, slabs) = (7, 5, 6);
+        let mut v: Vec<f64> = Tensor::randn(&[x0 * x1 * slabs]).to_vec().iter().map(|x| (x * 2.0).round()).collect();
+        for i in [3, 40, 41, 100, 150] {
+            v[i] = f64::NAN;
+        }
+        let x = Tensor::from_vec(v.clone(), &[x0, x1, 2, 3]);
+        let (y, idx) = x.try_maxpool_with_indices(&PoolSpec::new(&[2, 2])).unwrap();
+        assert_eq!(y.shape(), &[3, 2, 2, 3]);
+        let yv = y.to_vec();
+        for s in 0..slabs {
+            for o1 in 0..2 {
+                for o0 in 0..3 {
+                    let mut best = usize::MAX;
+                    for i1 in 2 * o1..2 * o1 + 2 {
+                        for i0 in 2 * o0..2 * o0 + 2 {
+                            let i = i0 + x0 * (i1 + x1 * s);
+                            let nan_wins = v[i].is_nan() && (best == usize::MAX || !v[best].is_nan());
+                            if best == usize::MAX || v[i] > v[best] || nan_wins {
+                                best = i;
+                            }
+                        }
+                    }
+                    let o = o0 + 3 * (o1 + 2 * s);
+                    assert_eq!(idx[o], best, "window {o}");
+                    assert!(yv[o] == v[best] || (yv[o].is_nan() && v[best].is_nan()));
                 }
             }
         }

@@ -17,6 +17,10 @@ fn around(shape: &[usize], dim: usize) -> (usize, usize, usize) {
 }
 
 fn gather_typed<T: Element>(x: &[T], inner: usize, n: usize, outer: usize, idx: &[usize]) -> Vec<T> {
+    if inner == 1 {
+        // single elements: a copy call per index would cost more than the element
+        return (0..outer).flat_map(|o| idx.iter().map(move |&i| x[o * n + i])).collect();
+    }
     let mut out = Vec::with_capacity(inner * idx.len() * outer);
     for o in 0..outer {
         let block = &x[o * inner * n..(o + 1) * inner * n];
@@ -187,6 +191,15 @@ impl Tensor {
         crate::dispatch!(self, |v: T| {
             let mut out = vec![<T as Element>::ZERO; inner * n * outer];
             let m = idx.len();
+            if inner == 1 {
+                for (o, src) in v.chunks_exact(m.max(1)).enumerate().take(outer) {
+                    let dst = &mut out[o * n..(o + 1) * n];
+                    for (&i, &s) in idx.iter().zip(src) {
+                        dst[i] += s;
+                    }
+                }
+                return Tensor::from_typed(out, target);
+            }
             for o in 0..outer {
                 for (j, &i) in idx.iter().enumerate() {
                     let src = &v[(o * m + j) * inner..(o * m + j + 1) * inner];

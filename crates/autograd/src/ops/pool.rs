@@ -3,8 +3,11 @@
 //! back with `index_add`, the argmax fixed as in every framework), mean pooling is a
 //! convolution of each channel with the constant kernel `1 / prod(window)`.
 
+use std::sync::Arc;
+
 use flux_tensor::{PoolSpec, TensorError};
 
+use crate::op::Op;
 use crate::var::Var;
 
 impl Var {
@@ -31,8 +34,12 @@ impl Var {
     /// assert!(Var::from(Tensor::zeros(&[3, 1, 1])).try_maxpool(&PoolSpec::new(&[4])).is_err());
     /// ```
     pub fn try_maxpool(&self, spec: &PoolSpec) -> Result<Var, TensorError> {
-        let (idx, shape) = self.data().try_maxpool_indices(spec)?;
-        Ok(self.reshape(&[self.numel()]).index_select(0, &idx).reshape(&shape))
+        // the kernel gives the pooled values with the argmax, so the gather is recorded (its
+        // adjoint is index_add) without being computed again
+        let (y, idx) = self.data().try_maxpool_with_indices(spec)?;
+        let shape = y.shape().to_vec();
+        let flat = y.reshape(&[y.numel()]);
+        Ok(Var::from_op(flat, Op::IndexSelect(self.reshape(&[self.numel()]), 0, Arc::from(idx))).reshape(&shape))
     }
 
     /// Mean pooling over the spatial dims of `[spatial..., C, N]`; padding counts as zeros in
