@@ -603,8 +603,10 @@ pub(crate) fn window_argmax<T: GemmElement>(spec: &ConvSpec, x_shape: &[usize], 
 }
 
 /// [`window_argmax`] for LeNet's pool, a 2x2 window with stride 2 and no padding, over `slabs`
-/// planes of `x0 x x1`: the window's four elements compared in the general path's order (so the
-/// same element wins ties and NaNs), straight from two input rows.
+/// planes of `x0 x x1`, straight from two input rows. Each window is a tournament (the first
+/// pair's winner, the second pair's, then the two), which picks what the general path's scan
+/// picks (the first largest, or the first NaN, as a later element must beat an earlier one
+/// strictly) with selects instead of data-dependent branches, and a short dependency chain.
 fn argmax_2x2<T: GemmElement>(x: &[T], x0: usize, x1: usize, slabs: usize) -> (Vec<usize>, Vec<T>) {
     let (o0, o1) = (x0 / 2, x1 / 2);
     let mut idx = vec![0; o0 * o1 * slabs];
@@ -612,24 +614,26 @@ fn argmax_2x2<T: GemmElement>(x: &[T], x0: usize, x1: usize, slabs: usize) -> (V
     if o0 == 0 {
         return (idx, vals);
     }
+    // whether `w` (later) beats `v` (earlier)
+    let beats = |w: T, v: T| (w > v) | (w.is_nan() & !v.is_nan());
+    // per output of a row: which of the window's 4 elements won (bit 0: the right column,
+    // bit 1: the bottom row)
+    let mut code = vec![0usize; o0];
     let rows = idx.chunks_exact_mut(o0).zip(vals.chunks_exact_mut(o0));
     for (r, (ri, rv)) in rows.enumerate() {
         let (s, q1) = (r / o1, r % o1);
         let base = s * x0 * x1 + 2 * q1 * x0;
         let top = &x[base..base + 2 * o0];
         let bottom = &x[base + x0..base + x0 + 2 * o0];
-        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
-        for (q0, ((a, b), (oi, ov))) in windows.zip(ri.iter_mut().zip(rv.iter_mut())).enumerate() {
-            let i = base + 2 * q0;
-            let (mut v, mut k) = (a[0], i);
-            for (w, j) in [(a[1], i + 1), (b[0], i + x0), (b[1], i + x0 + 1)] {
-                // larger, or the first NaN (which then stays)
-                if w > v || (w.is_nan() && !v.is_nan()) {
-                    (v, k) = (w, j);
-                }
-            }
-            *oi = k;
-            *ov = v;
+        for (((a, b), v), c) in top.chunks_exact(2).zip(bottom.chunks_exact(2)).zip(rv.iter_mut()).zip(code.iter_mut()) {
+            let (ta, tb) = (beats(a[1], a[0]), beats(b[1], b[0]));
+            let (va, vb) = (if ta { a[1] } else { a[0] }, if tb { b[1] } else { b[0] });
+            let bottom_wins = beats(vb, va);
+            *v = if bottom_wins { vb } else { va };
+            *c = if bottom_wins { 2 + usize::from(tb) } else { usize::from(ta) };
+        }
+        for (q0, (i, &c)) in ri.iter_mut().zip(&code).enumerate() {
+            *i = base + 2 * q0 + (c & 1) + (c >> 1) * x0;
         }
     }
     (idx, vals)
