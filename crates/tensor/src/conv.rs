@@ -387,6 +387,39 @@ impl Geom {
         });
     }
 
+    /// im2col of the `nb` samples in `x` when no window reaches the padding: every entry of the
+    /// `[P·nb, K, C]` column buffer is an input element, appended in the buffer's order (no
+    /// zeroing, no scattered writes), runs along the first dim copied in fixed-size pieces
+    /// (a copy call per run of 8 or 24 would cost more than the run).
+    fn im2col_dense<T: GemmElement>(&self, x: &[T], nb: usize, col: &mut Vec<T>) {
+        let (xp, [o0, o1, o2], [x0, x1, _]) = (self.xp(), self.o, self.x);
+        let [s0, s1, s2] = self.stride;
+        for c in 0..self.cin {
+            for k2 in 0..self.k[2] {
+                let b2 = self.span(2, k2).2 as usize;
+                for k1 in 0..self.k[1] {
+                    let b1 = self.span(1, k1).2 as usize;
+                    for k0 in 0..self.k[0] {
+                        let b0 = self.span(0, k0).2 as usize;
+                        for j in 0..nb {
+                            let plane = &x[(j * self.cin + c) * xp..(j * self.cin + c + 1) * xp];
+                            for q2 in 0..o2 {
+                                for q1 in 0..o1 {
+                                    let start = b0 + x0 * (b1 + q1 * s1 + x1 * (b2 + q2 * s2));
+                                    if s0 == 1 {
+                                        append_run(col, &plane[start..start + o0]);
+                                    } else {
+                                        col.extend(plane[start..].iter().step_by(s0).take(o0));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Adds rows `off..off + P` of `col` (`[ld, K, C]`) back into one sample's input gradient
     /// (the adjoint of im2col).
     fn col2im<T: GemmElement>(&self, col: &[T], dx: &mut [T], ld: usize, off: usize) {
@@ -396,6 +429,17 @@ impl Geom {
             }
         });
     }
+}
+
+/// Appends `run` to `col` eight elements at a time (a constant-size copy the compiler inlines).
+#[inline]
+fn append_run<T: GemmElement>(col: &mut Vec<T>, run: &[T]) {
+    let mut pieces = run.chunks_exact(8);
+    for piece in &mut pieces {
+        let piece: &[T; 8] = piece.try_into().expect("chunks of 8");
+        col.extend_from_slice(piece);
+    }
+    col.extend_from_slice(pieces.remainder());
 }
 
 /// Elements of the column buffer per chunk of samples: the samples of a chunk share one GEMM
@@ -425,15 +469,19 @@ fn gather_dy<T: GemmElement>(g: &Geom, dy: &[T], n0: usize, nb: usize, out: &mut
     }
 }
 
-/// im2col of samples `n0..n0 + nb` into `col` (`[P·nb, K, C]`), zeroed first.
-fn fill_cols<T: GemmElement>(g: &Geom, x: &[T], n0: usize, nb: usize, col: &mut [T]) {
+/// im2col of samples `n0..n0 + nb` into `col` (`[P·nb, K, C]`), which it clears first.
+fn fill_cols<T: GemmElement>(g: &Geom, x: &[T], n0: usize, nb: usize, col: &mut Vec<T>) {
     let xs = g.xp() * g.cin;
     let ld = g.p() * nb;
-    // without padding every entry is written below; with it, the padding's entries stay zero
+    col.clear();
+    // without padding every entry is a run of the input, written in memory order; with it, the
+    // padding's entries stay zero and the runs land where they fall
     let dense = (0..3).all(|d| (0..g.k[d]).all(|k| matches!(g.span(d, k), (0, hi, _) if hi == g.o[d])));
-    if !dense {
-        col[..ld * g.kk() * g.cin].fill(T::from_f64(0.0));
+    if dense {
+        g.im2col_dense(&x[n0 * xs..(n0 + nb) * xs], nb, col);
+        return;
     }
+    col.resize(ld * g.kk() * g.cin, T::from_f64(0.0));
     for j in 0..nb {
         let n = n0 + j;
         g.im2col(&x[n * xs..(n + 1) * xs], col, ld, j * g.p());
@@ -447,7 +495,7 @@ fn conv_fwd<T: GemmElement>(g: &Geom, x: &[T], w: &[T]) -> Vec<T> {
     let ys = p * g.cout;
     let mut y = vec![T::from_f64(0.0); ys * g.n];
     let ch = chunk(g);
-    let mut col = vec![T::from_f64(0.0); p * ch * kk * g.cin];
+    let mut col = Vec::with_capacity(p * ch * kk * g.cin);
     let mut tmp = vec![T::from_f64(0.0); p * ch * g.cout];
     for n0 in (0..g.n).step_by(ch) {
         let nb = ch.min(g.n - n0);
@@ -504,9 +552,12 @@ fn conv_filter_fwd<T: GemmElement>(g: &Geom, x: &[T], dy: &[T]) -> Vec<T> {
     let (p, kk) = (g.p(), g.kk());
     let cg = g.cin / g.groups;
     let og = g.cout / g.groups;
-    let mut dw = vec![T::from_f64(0.0); kk * cg * g.cout];
+    let kc = kk * cg;
+    // per group dWᵀ = dyᵀ·col ([Coutg, K·Cg], accumulated over chunks): the GEMM then packs the
+    // narrow dyᵀ, not the transposed column buffer, which is K·Cg/Coutg times larger
+    let mut dwt = vec![T::from_f64(0.0); kc * g.cout];
     let ch = chunk(g);
-    let mut col = vec![T::from_f64(0.0); p * ch * kk * g.cin];
+    let mut col = Vec::with_capacity(p * ch * kk * g.cin);
     let mut dyp = vec![T::from_f64(0.0); p * ch * g.cout];
     for n0 in (0..g.n).step_by(ch) {
         let nb = ch.min(g.n - n0);
@@ -514,10 +565,20 @@ fn conv_filter_fwd<T: GemmElement>(g: &Geom, x: &[T], dy: &[T]) -> Vec<T> {
         fill_cols(g, x, n0, nb, &mut col);
         gather_dy(g, dy, n0, nb, &mut dyp);
         for gi in 0..g.groups {
-            let a = &col[gi * ld * kk * cg..(gi + 1) * ld * kk * cg];
-            let b = &dyp[gi * ld * og..(gi + 1) * ld * og];
-            let c = &mut dw[gi * kk * cg * og..(gi + 1) * kk * cg * og];
-            T::gemm(kk * cg, og, ld, a, true, b, false, c, true);
+            let a = &dyp[gi * ld * og..(gi + 1) * ld * og];
+            let b = &col[gi * ld * kc..(gi + 1) * ld * kc];
+            let c = &mut dwt[gi * og * kc..(gi + 1) * og * kc];
+            T::gemm(og, kc, ld, a, true, b, false, c, n0 > 0);
+        }
+    }
+    // [Coutg, K·Cg] per group -> [K·Cg, Coutg] per group, which is [k..., Cg, Cout]
+    let mut dw = vec![T::from_f64(0.0); kc * g.cout];
+    for gi in 0..g.groups {
+        let (src, dst) = (&dwt[gi * og * kc..(gi + 1) * og * kc], &mut dw[gi * og * kc..(gi + 1) * og * kc]);
+        for (r, row) in dst.chunks_exact_mut(kc).enumerate() {
+            for (i, d) in row.iter_mut().enumerate() {
+                *d = src[r + og * i];
+            }
         }
     }
     dw
