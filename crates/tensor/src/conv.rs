@@ -7,7 +7,7 @@
 //! (true convolution, Flux's `Conv`). The column buffer is allocated once per call.
 
 use crate::error::{Result, TensorError};
-use crate::kernels::GemmElement;
+use crate::kernels::{GemmElement, RunBuffer};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
@@ -389,9 +389,8 @@ impl Geom {
 
     /// im2col of the `nb` samples in `x` when no window reaches the padding: every entry of the
     /// `[P·nb, K, C]` column buffer is an input element, appended in the buffer's order (no
-    /// zeroing, no scattered writes), runs along the first dim copied in fixed-size pieces
-    /// (a copy call per run of 8 or 24 would cost more than the run).
-    fn im2col_dense<T: GemmElement>(&self, x: &[T], nb: usize, col: &mut Vec<T>) {
+    /// zeroing, no scattered writes) as runs along the first dim.
+    fn im2col_dense<T: GemmElement>(&self, x: &[T], nb: usize, col: &mut RunBuffer<T>) {
         let (xp, [o0, o1, o2], [x0, x1, _]) = (self.xp(), self.o, self.x);
         let [s0, s1, s2] = self.stride;
         for c in 0..self.cin {
@@ -407,9 +406,11 @@ impl Geom {
                                 for q1 in 0..o1 {
                                     let start = b0 + x0 * (b1 + q1 * s1 + x1 * (b2 + q2 * s2));
                                     if s0 == 1 {
-                                        append_run(col, &plane[start..start + o0]);
+                                        col.push(&plane[start..start + o0]);
                                     } else {
-                                        col.extend(plane[start..].iter().step_by(s0).take(o0));
+                                        for i in 0..o0 {
+                                            col.push(&plane[start + i * s0..start + i * s0 + 1]);
+                                        }
                                     }
                                 }
                             }
@@ -429,17 +430,6 @@ impl Geom {
             }
         });
     }
-}
-
-/// Appends `run` to `col` eight elements at a time (a constant-size copy the compiler inlines).
-#[inline]
-fn append_run<T: GemmElement>(col: &mut Vec<T>, run: &[T]) {
-    let mut pieces = run.chunks_exact(8);
-    for piece in &mut pieces {
-        let piece: &[T; 8] = piece.try_into().expect("chunks of 8");
-        col.extend_from_slice(piece);
-    }
-    col.extend_from_slice(pieces.remainder());
 }
 
 /// Elements of the column buffer per chunk of samples: the samples of a chunk share one GEMM
@@ -478,7 +468,9 @@ fn fill_cols<T: GemmElement>(g: &Geom, x: &[T], n0: usize, nb: usize, col: &mut 
     // padding's entries stay zero and the runs land where they fall
     let dense = (0..3).all(|d| (0..g.k[d]).all(|k| matches!(g.span(d, k), (0, hi, _) if hi == g.o[d])));
     if dense {
-        g.im2col_dense(&x[n0 * xs..(n0 + nb) * xs], nb, col);
+        let mut buf = RunBuffer::new(std::mem::take(col), ld * g.kk() * g.cin);
+        g.im2col_dense(&x[n0 * xs..(n0 + nb) * xs], nb, &mut buf);
+        *col = buf.finish(ld * g.kk() * g.cin);
         return;
     }
     col.resize(ld * g.kk() * g.cin, T::from_f64(0.0));

@@ -6,6 +6,8 @@
 //! kernels read or write out of bounds.
 
 mod gemm;
+mod runs;
 
 pub(crate) use gemm::batch_products;
+pub(crate) use runs::RunBuffer;
 pub use gemm::{gemm_portable, num_threads, set_num_threads, GemmElement};
