@@ -150,7 +150,7 @@ impl Tensor {
     /// assert_eq!((idx, shape), (vec![0, 3], vec![2, 1, 1]));
     /// ```
     pub fn try_maxpool_indices(&self, spec: &PoolSpec) -> Result<(Vec<usize>, Vec<usize>)> {
-        crate::dispatch!(self, |xv: T| window_argmax(&spec.conv_spec(), self.shape(), &spec.window, xv).map(|(idx, _, out)| (idx, out)))
+        crate::dispatch!(self, |xv: T| window_argmax(&spec.conv_spec(), self.shape(), &spec.window, xv, true).map(|(idx, _, out)| (idx, out)))
     }
 
     /// Max pooling and its argmax in one pass: the pooled tensor and, in its order, the flat
@@ -164,7 +164,7 @@ impl Tensor {
     /// ```
     pub fn try_maxpool_with_indices(&self, spec: &PoolSpec) -> Result<(Tensor, Vec<usize>)> {
         crate::dispatch!(self, |xv: T| {
-            let (idx, vals, out) = window_argmax(&spec.conv_spec(), self.shape(), &spec.window, xv)?;
+            let (idx, vals, out) = window_argmax(&spec.conv_spec(), self.shape(), &spec.window, xv, true)?;
             Ok((Tensor::from_typed(vals, Shape::new(&out)), idx))
         })
     }
@@ -189,7 +189,10 @@ impl Tensor {
     /// assert!(Tensor::zeros(&[3, 1, 1]).try_maxpool(&PoolSpec::new(&[4])).is_err());
     /// ```
     pub fn try_maxpool(&self, spec: &PoolSpec) -> Result<Tensor> {
-        Ok(self.try_maxpool_with_indices(spec)?.0)
+        crate::dispatch!(self, |xv: T| {
+            let (_, vals, out) = window_argmax(&spec.conv_spec(), self.shape(), &spec.window, xv, false)?;
+            Ok(Tensor::from_typed(vals, Shape::new(&out)))
+        })
     }
 
     /// Mean pooling over the spatial dims of `[spatial..., C, N]`; padding counts as zeros in

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use flux_tensor::{PoolSpec, TensorError};
 
 use crate::op::Op;
+use crate::{forward, tape};
 use crate::var::Var;
 
 impl Var {
@@ -34,6 +35,10 @@ impl Var {
     /// assert!(Var::from(Tensor::zeros(&[3, 1, 1])).try_maxpool(&PoolSpec::new(&[4])).is_err());
     /// ```
     pub fn try_maxpool(&self, spec: &PoolSpec) -> Result<Var, TensorError> {
+        if !tape::recording() || (!self.is_tracked() && !forward::active()) {
+            // nothing records: the values alone, no indices
+            return Ok(Var::constant(self.data().try_maxpool(spec)?));
+        }
         // the kernel gives the pooled values with the argmax, so the gather is recorded (its
         // adjoint is index_add) without being computed again
         let (y, idx) = self.data().try_maxpool_with_indices(spec)?;
