@@ -425,8 +425,15 @@ impl Geom {
     /// (the adjoint of im2col).
     fn col2im<T: GemmElement>(&self, col: &[T], dx: &mut [T], ld: usize, off: usize) {
         self.runs(self.cin, ld, off, |row, xi, len, step| {
-            for (d, &v) in dx[xi..].iter_mut().step_by(step).zip(&col[row..row + len]) {
-                *d += v;
+            let src = &col[row..row + len];
+            if step == 1 {
+                for (d, &v) in dx[xi..xi + len].iter_mut().zip(src) {
+                    *d += v;
+                }
+            } else {
+                for (d, &v) in dx[xi..].iter_mut().step_by(step).zip(src) {
+                    *d += v;
+                }
             }
         });
     }
@@ -691,6 +698,15 @@ fn argmax_2x2<T: GemmElement>(x: &[T], x0: usize, x1: usize, slabs: usize, with_
         let base = s * x0 * x1 + 2 * q1 * x0;
         let top = &x[base..base + 2 * o0];
         let bottom = &x[base + x0..base + x0 + 2 * o0];
+        if !with_indices {
+            // the values alone: the same tournament without the bookkeeping
+            for ((a, b), v) in top.chunks_exact(2).zip(bottom.chunks_exact(2)).zip(rv.iter_mut()) {
+                let va = if beats(a[1], a[0]) { a[1] } else { a[0] };
+                let vb = if beats(b[1], b[0]) { b[1] } else { b[0] };
+                *v = if beats(vb, va) { vb } else { va };
+            }
+            continue;
+        }
         for (((a, b), v), c) in top.chunks_exact(2).zip(bottom.chunks_exact(2)).zip(rv.iter_mut()).zip(code.iter_mut()) {
             let (ta, tb) = (beats(a[1], a[0]), beats(b[1], b[0]));
             let (va, vb) = (if ta { a[1] } else { a[0] }, if tb { b[1] } else { b[0] });
