@@ -403,14 +403,13 @@ impl Geom {
                         for j in 0..nb {
                             let plane = &x[(j * self.cin + c) * xp..(j * self.cin + c + 1) * xp];
                             for q2 in 0..o2 {
-                                for q1 in 0..o1 {
-                                    let start = b0 + x0 * (b1 + q1 * s1 + x1 * (b2 + q2 * s2));
-                                    if s0 == 1 {
-                                        col.push(&plane[start..start + o0]);
-                                    } else {
-                                        for i in 0..o0 {
-                                            col.push(&plane[start + i * s0..start + i * s0 + 1]);
-                                        }
+                                let start = b0 + x0 * (b1 + x1 * (b2 + q2 * s2));
+                                if s0 == 1 {
+                                    col.push_rows(&plane[start..], o0, s1 * x0, o1);
+                                } else {
+                                    for q1 in 0..o1 {
+                                        let row = start + q1 * s1 * x0;
+                                        col.push_rows(&plane[row..], 1, s0, o0);
                                     }
                                 }
                             }
