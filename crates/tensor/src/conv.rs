@@ -497,7 +497,8 @@ fn conv_fwd<T: GemmElement>(g: &Geom, x: &[T], w: &[T]) -> Vec<T> {
     let cg = g.cin / g.groups;
     let og = g.cout / g.groups;
     let ys = p * g.cout;
-    let mut y = vec![T::from_f64(0.0); ys * g.n];
+    // written in order, sample by sample, as the chunks' products come out
+    let mut y = RunBuffer::new(Vec::new(), ys * g.n);
     let ch = chunk(g, FWD_COL_BUDGET);
     let mut col = Vec::with_capacity(p * ch * kk * g.cin);
     let mut tmp = vec![T::from_f64(0.0); p * ch * g.cout];
@@ -512,17 +513,13 @@ fn conv_fwd<T: GemmElement>(g: &Geom, x: &[T], w: &[T]) -> Vec<T> {
             T::gemm(ld, og, kk * cg, a, false, b, false, c, false);
         }
         // [P, nb, Coutg] per group -> [P, Cout, N]
-        for gi in 0..g.groups {
-            for co in 0..og {
-                for j in 0..nb {
-                    let src = gi * ld * og + co * ld + j * p;
-                    let dst = (n0 + j) * ys + (gi * og + co) * p;
-                    y[dst..dst + p].copy_from_slice(&tmp[src..src + p]);
-                }
+        for j in 0..nb {
+            for gi in 0..g.groups {
+                y.push_rows(&tmp[gi * ld * og + j * p..], p, ld, og);
             }
         }
     }
-    y
+    y.finish(ys * g.n)
 }
 
 fn conv_data_fwd<T: GemmElement>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
