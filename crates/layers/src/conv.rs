@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use flux_autograd::{param, Var};
+use flux_autograd::{in_jvp, is_recording, param, Var};
 use flux_tensor::{ConvSpec, Tensor, TensorError};
 
 use crate::dense::Activation;
@@ -237,6 +237,11 @@ macro_rules! conv_layer {
                     });
                 }
                 let x = cast_like(x, &self.weight);
+                if !is_recording() || (!in_jvp() && !x.is_tracked() && !self.weight.is_tracked() && !self.bias.is_tracked()) {
+                    // nothing records: the bias is added inside the convolution's own output pass
+                    let y = x.data().try_conv_bias(&self.weight.data(), &self.bias.data(), &self.spec());
+                    return Ok(self.act.apply(&Var::constant(y.map_err(|e| input_error(self.to_string(), &x, e))?)));
+                }
                 let y = x.try_conv(&self.weight, &self.spec()).map_err(|e| input_error(self.to_string(), &x, e))?;
                 let mut bshape = vec![1; nd];
                 bshape.push(self.bias.numel());
@@ -532,6 +537,19 @@ mod tests {
         let cc = CrossCor::from_weights(w, Tensor::from_vec(vec![0.5], &[1]), identity).unwrap();
         assert_eq!(c.forward(&x).to_vec(), vec![20.5]);
         assert_eq!(cc.forward(&x).to_vec(), vec![30.5]);
+    }
+
+    #[test]
+    fn forward_without_recording_matches_the_recorded_one() {
+        // the fused path (bias inside the convolution's output pass) against conv + bias + relu
+        let w = Tensor::randn(&[3, 2, 2, 6]).to_f32();
+        let c = Conv::from_weights(w, Tensor::randn(&[6]).to_f32(), crate::relu).unwrap().pad(&[1, 0, 2, 1]).stride(&[2, 1]).groups(2);
+        let x = Var::from(Tensor::randn(&[9, 7, 4, 3]).to_f32());
+        let tracked_x = flux_autograd::param(x.data().clone());
+        let with_graph = c.forward(&tracked_x);
+        let without = flux_autograd::no_grad(|| c.forward(&x));
+        assert!(with_graph.is_tracked() && !without.is_tracked());
+        assert!(without.data().allclose(&with_graph.data(), 1e-5, 1e-5));
     }
 
     #[test]

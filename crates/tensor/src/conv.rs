@@ -492,7 +492,8 @@ fn fill_cols<T: GemmElement>(g: &Geom, x: &[T], n0: usize, nb: usize, col: &mut 
     }
 }
 
-fn conv_fwd<T: GemmElement>(g: &Geom, x: &[T], w: &[T]) -> Vec<T> {
+/// The convolution, plus `bias[co]` on output channel `co` when given.
+fn conv_fwd<T: GemmElement>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
     let (p, kk) = (g.p(), g.kk());
     let cg = g.cin / g.groups;
     let og = g.cout / g.groups;
@@ -511,6 +512,11 @@ fn conv_fwd<T: GemmElement>(g: &Geom, x: &[T], w: &[T]) -> Vec<T> {
             let b = &w[gi * kk * cg * og..(gi + 1) * kk * cg * og];
             let c = &mut tmp[gi * ld * og..(gi + 1) * ld * og];
             T::gemm(ld, og, kk * cg, a, false, b, false, c, false);
+            if let Some(bias) = bias {
+                for (column, &bc) in c.chunks_exact_mut(ld).zip(&bias[gi * og..(gi + 1) * og]) {
+                    column.iter_mut().for_each(|v| *v += bc);
+                }
+            }
         }
         // [P, nb, Coutg] per group -> [P, Cout, N]
         for j in 0..nb {
@@ -762,7 +768,39 @@ impl Tensor {
         let shape = Shape::new(&g.out_shape());
         Ok(crate::dispatch!(x, |xv: T| {
             let wv = w.as_slice::<T>().expect("promoted");
-            Tensor::from_typed(conv_fwd(&g, xv, wv), shape)
+            Tensor::from_typed(conv_fwd(&g, xv, wv, None), shape)
+        }))
+    }
+
+    /// [`Tensor::conv`] plus a bias `b` (`[Cout]`) on each output channel, added while the
+    /// product is still in cache (a conv layer's forward when nothing records). The error names
+    /// the op and the shapes.
+    ///
+    /// ```
+    /// use flux_tensor::{ConvSpec, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[4, 1, 1]);
+    /// let w = Tensor::from_vec(vec![1.0, 10.0], &[2, 1, 1]);
+    /// let y = x.try_conv_bias(&w, &Tensor::from_vec(vec![0.5], &[1]), &ConvSpec::new()).unwrap();
+    /// assert_eq!(y.to_vec(), vec![21.5, 32.5, 43.5]);
+    /// assert!(x.try_conv_bias(&w, &Tensor::zeros(&[2]), &ConvSpec::new()).is_err());
+    /// ```
+    pub fn try_conv_bias(&self, w: &Tensor, b: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
+        let g = Geom::new("conv", spec, self.shape(), w.shape(), None)?;
+        if b.numel() != g.cout {
+            return Err(TensorError::ShapeMismatch {
+                op: "conv",
+                lhs: w.shape().to_vec(),
+                rhs: b.shape().to_vec(),
+                reason: format!("the bias must hold one value per output channel ({})", g.cout),
+            });
+        }
+        let (x, w) = same_dtype(self, w);
+        let b = b.to_dtype(x.dtype());
+        let shape = Shape::new(&g.out_shape());
+        Ok(crate::dispatch!(x, |xv: T| {
+            let wv = w.as_slice::<T>().expect("promoted");
+            let bv = b.as_slice::<T>().expect("converted");
+            Tensor::from_typed(conv_fwd(&g, xv, wv, Some(bv)), shape)
         }))
     }
 
@@ -932,6 +970,11 @@ mod tests {
             let Ok(y) = x.try_conv(&w, &spec) else { return Ok(()) };
             let r = naive(&x, &w, &spec);
             prop_assert!(y.allclose(&r, 1e-10, 1e-10));
+            // with a bias per output channel
+            let b = Tensor::randn(&[cout]).to_f64();
+            let mut bshape = vec![1; xs.len()];
+            bshape.push(cout);
+            prop_assert!(x.try_conv_bias(&w, &b, &spec).unwrap().allclose(&(&y + &b.reshape(&bshape)), 1e-12, 1e-12));
             // adjoints: <conv(x, w), dy> = <x, conv_data(dy, w)> = <w, conv_filter(x, dy)>
             let dy = Tensor::randn(y.shape()).to_f64();
             let dx = dy.conv_data(&w, &xshape, &spec);
