@@ -8,8 +8,8 @@ use std::sync::Arc;
 use flux_tensor::{PoolSpec, TensorError};
 
 use crate::op::Op;
-use crate::{forward, tape};
 use crate::var::Var;
+use crate::{forward, tape};
 
 impl Var {
     /// Max pooling over the spatial dims of `[spatial..., C, N]` (1 to 3 spatial dims). Panics

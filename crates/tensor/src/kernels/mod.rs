@@ -9,5 +9,5 @@ mod gemm;
 mod runs;
 
 pub(crate) use gemm::batch_products;
-pub(crate) use runs::RunBuffer;
 pub use gemm::{gemm_portable, num_threads, set_num_threads, GemmElement};
+pub(crate) use runs::RunBuffer;
