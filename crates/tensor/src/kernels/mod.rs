@@ -1,7 +1,8 @@
 //! Every line of flux-tensor's `unsafe` code lives in this folder (the crate root denies
 //! `unsafe_code` elsewhere): the GEMM entry points, where handing raw pointers and strides to the
 //! `gemm` and `matrixmultiply` kernels, and writing products into uninitialised output buffers,
-//! is what a measurement pays for (see docs/design.md). Each public function here checks the
+//! is what a measurement pays for (see docs/design.md), and `RunBuffer`, which fills im2col's
+//! column buffer with short row copies into reserved memory. Each public function here checks the
 //! lengths it relies on, and the element types are sealed, so no safe caller can make the
 //! kernels read or write out of bounds.
 
