@@ -11,53 +11,14 @@
 //! cargo run --release -p flux --example digits
 //! ```
 
+#[path = "common/digits_data.rs"]
+mod digits_data;
+
 use std::error::Error;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use digits_data::{accuracy, repo_root, Digits, CLASSES, PIXELS};
 use flux::prelude::*;
-use flux::tensor::rand::rngs::StdRng;
-use flux::tensor::rand::seq::SliceRandom;
-use flux::tensor::rand::SeedableRng;
-
-const CLASSES: usize = 10;
-const PIXELS: usize = 64;
-
-/// Reads `digits.csv`: 64 pixel values in 0..=16 then the label, one image per line. Returns
-/// the pixels scaled to [0, 1] and the labels.
-fn read_digits(path: &Path) -> Result<(Vec<[f32; PIXELS]>, Vec<usize>), Box<dyn Error>> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let (mut images, mut labels) = (Vec::new(), Vec::new());
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let fields: Vec<&str> = line.trim().split(',').collect();
-        if fields.len() != PIXELS + 1 {
-            return Err(format!("{}:{}: expected {} fields, found {}", path.display(), n + 1, PIXELS + 1, fields.len()).into());
-        }
-        let mut img = [0f32; PIXELS];
-        for (p, f) in img.iter_mut().zip(&fields[..PIXELS]) {
-            *p = f.parse::<f32>().map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))? / 16.0;
-        }
-        let label: usize = fields[PIXELS].parse().map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
-        if label >= CLASSES {
-            return Err(format!("{}:{}: label {label} out of range", path.display(), n + 1).into());
-        }
-        images.push(img);
-        labels.push(label);
-    }
-    Ok((images, labels))
-}
-
-/// The images `idx` as a `[64, n]` matrix (one image per column) and their one-hot labels.
-fn batch(images: &[[f32; PIXELS]], labels: &[usize], idx: &[usize]) -> (Tensor, Tensor, Vec<usize>) {
-    let x: Vec<f32> = idx.iter().flat_map(|&i| images[i]).collect();
-    let y: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
-    (Tensor::from_vec(x, &[PIXELS, idx.len()]), onehotbatch(&y, CLASSES), y)
-}
-
-fn accuracy(model: &impl Layer, x: &Tensor, labels: &[usize]) -> f64 {
-    let pred = no_grad(|| onecold(&model.forward(&Var::from(x))));
-    pred.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / labels.len() as f64
-}
 
 fn mlp() -> Chain {
     chain![Dense::new(PIXELS, 64, relu), Dense::new(64, CLASSES, identity)]
@@ -65,18 +26,15 @@ fn mlp() -> Chain {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let start = Instant::now();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let (images, labels) = read_digits(&root.join("data/digits/digits.csv"))?;
-    println!("{} images of {} pixels", images.len(), PIXELS);
+    let root = repo_root();
+    let digits = Digits::load()?;
+    println!("{} images of {} pixels", digits.images.len(), PIXELS);
 
     // Hold out 20%, chosen with a fixed seed.
     seed(1);
-    let mut order: Vec<usize> = (0..images.len()).collect();
-    order.shuffle(&mut StdRng::seed_from_u64(2024));
-    let ntest = images.len() / 5;
-    let (test_idx, train_idx) = order.split_at(ntest);
-    let (xtrain, ytrain, train_labels) = batch(&images, &labels, train_idx);
-    let (xtest, _, test_labels) = batch(&images, &labels, test_idx);
+    let (test_idx, train_idx) = digits.holdout();
+    let (xtrain, ytrain, train_labels) = digits.batch(&train_idx);
+    let (xtest, ytest, test_labels) = digits.batch(&test_idx);
     println!("train on {}, hold out {}", train_idx.len(), test_idx.len());
 
     let model = mlp();
@@ -88,7 +46,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let epochs = 30;
     let mut history = History::new();
-    let ytest = Var::from(batch(&images, &labels, test_idx).1);
+    let ytest = Var::from(ytest);
     for epoch in 1..=epochs {
         let s = train(loss, &ps, &data, &mut opt);
         history.extend("train loss", &s.losses);

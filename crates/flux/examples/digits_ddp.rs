@@ -10,56 +10,19 @@
 //! cargo run --release -p flux --example digits_ddp --features distributed   # one rank
 //! ```
 
+#[path = "common/digits_data.rs"]
+mod digits_data;
+
 use std::error::Error;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use digits_data::{accuracy, Digits, CLASSES, PIXELS};
 use flux::distributed::{broadcast_params, init, Comm, DistributedOptimiser};
 use flux::prelude::*;
-use flux::tensor::rand::rngs::StdRng;
-use flux::tensor::rand::seq::SliceRandom;
-use flux::tensor::rand::SeedableRng;
 
-const CLASSES: usize = 10;
-const PIXELS: usize = 64;
 /// The global batch (32, as in `examples/digits.rs`) is split over the ranks.
 const GLOBAL_BATCH: usize = 32;
 const EPOCHS: usize = 30;
-
-/// Reads `digits.csv`: 64 pixel values in 0..=16 then the label, one image per line.
-fn read_digits(path: &Path) -> Result<(Vec<[f32; PIXELS]>, Vec<usize>), Box<dyn Error>> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let (mut images, mut labels) = (Vec::new(), Vec::new());
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let fields: Vec<&str> = line.trim().split(',').collect();
-        if fields.len() != PIXELS + 1 {
-            return Err(format!("{}:{}: expected {} fields, found {}", path.display(), n + 1, PIXELS + 1, fields.len()).into());
-        }
-        let mut img = [0f32; PIXELS];
-        for (p, f) in img.iter_mut().zip(&fields[..PIXELS]) {
-            *p = f.parse::<f32>().map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))? / 16.0;
-        }
-        let label: usize = fields[PIXELS].parse().map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
-        if label >= CLASSES {
-            return Err(format!("{}:{}: label {label} out of range", path.display(), n + 1).into());
-        }
-        images.push(img);
-        labels.push(label);
-    }
-    Ok((images, labels))
-}
-
-/// The images `idx` as a `[64, n]` matrix and their one-hot labels.
-fn batch(images: &[[f32; PIXELS]], labels: &[usize], idx: &[usize]) -> (Tensor, Tensor, Vec<usize>) {
-    let x: Vec<f32> = idx.iter().flat_map(|&i| images[i]).collect();
-    let y: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
-    (Tensor::from_vec(x, &[PIXELS, idx.len()]), onehotbatch(&y, CLASSES), y)
-}
-
-fn accuracy(model: &impl Layer, x: &Tensor, labels: &[usize]) -> f64 {
-    let pred = no_grad(|| onecold(&model.forward(&Var::from(x))));
-    pred.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / labels.len() as f64
-}
 
 fn mlp() -> Chain {
     chain![Dense::new(PIXELS, 64, relu), Dense::new(64, CLASSES, identity)]
@@ -81,15 +44,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     if !GLOBAL_BATCH.is_multiple_of(size) {
         return Err(format!("{size} ranks do not divide the global batch of {GLOBAL_BATCH}").into());
     }
-    let root_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let (images, labels) = read_digits(&root_dir.join("data/digits/digits.csv"))?;
+    let digits = Digits::load()?;
 
     // The same 20% hold-out on every rank (a fixed seed), as in examples/digits.rs.
-    let mut order: Vec<usize> = (0..images.len()).collect();
-    order.shuffle(&mut StdRng::seed_from_u64(2024));
-    let (test_idx, train_idx) = order.split_at(images.len() / 5);
-    let (xtrain, ytrain, _) = batch(&images, &labels, train_idx);
-    let (xtest, _, test_labels) = batch(&images, &labels, test_idx);
+    let (test_idx, train_idx) = digits.holdout();
+    let (xtrain, ytrain, _) = digits.batch(&train_idx);
+    let (xtest, _, test_labels) = digits.batch(&test_idx);
     if comm.is_root() {
         println!(
             "{size} rank(s) over {}: train on {}, hold out {}; global batch {GLOBAL_BATCH}, {} per rank",
