@@ -334,6 +334,9 @@ pub struct ConvTranspose {
     cout: usize,
     #[layer(skip)]
     fresh: bool,
+    /// Extra output size per spatial dim, at the high end (Flux's `outpad`).
+    #[layer(skip)]
+    outpad: Vec<usize>,
 }
 
 /// PyTorch's `ConvTranspose1d/2d/3d`: `weight [cin, cout / groups, k...]` (our
@@ -370,6 +373,7 @@ impl ConvTranspose {
             geom: Geometry::new(k.len()),
             cout,
             fresh: true,
+            outpad: vec![0; k.len()],
         }
     }
 
@@ -389,7 +393,15 @@ impl ConvTranspose {
             });
         }
         let cout = weight.shape()[r - 2];
-        Ok(ConvTranspose { geom: Geometry::new(r - 2), weight: param(weight), bias: param(bias), act: Activation::new(act), cout, fresh: false })
+        Ok(ConvTranspose {
+            geom: Geometry::new(r - 2),
+            weight: param(weight),
+            bias: param(bias),
+            act: Activation::new(act),
+            cout,
+            fresh: false,
+            outpad: vec![0; r - 2],
+        })
     }
 
     /// The stride: one value or one per spatial dim.
@@ -422,6 +434,25 @@ impl ConvTranspose {
     /// ```
     pub fn dilation(mut self, d: &[usize]) -> ConvTranspose {
         self.geom.dilation = self.geom.per_dim("ConvTranspose", "the dilation", d);
+        self
+    }
+
+    /// Extra output size per spatial dim (Flux's `outpad`, PyTorch's `output_padding`): one value
+    /// or one per spatial dim, added at the high end of each dim. A strided convolution maps
+    /// several input sizes to one output size; `outpad` picks which of them the transpose gives
+    /// back, so it must be smaller than the stride (checked by the forward pass). Panics for
+    /// another count.
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// use flux_tensor::Tensor;
+    /// let c = flux_layers::ConvTranspose::new(&[3, 3], 1, 1, flux_layers::identity).stride(&[2]).pad(&[1]).outpad(&[1]);
+    /// assert_eq!(c.to_string(), "ConvTranspose((3, 3), 1 => 1, pad=1, stride=2, outpad=1)");
+    /// // a stride-2 Conv((3, 3), pad=1) takes 13x13 and 14x14 inputs to 7x7; outpad=1 gives 14x14 back
+    /// assert_eq!(c.forward(&Var::from(Tensor::rand(&[7, 7, 1, 1]))).shape(), &[14, 14, 1, 1]);
+    /// ```
+    pub fn outpad(mut self, p: &[usize]) -> ConvTranspose {
+        self.outpad = self.geom.per_dim("ConvTranspose", "outpad", p);
         self
     }
 
@@ -498,8 +529,23 @@ impl ConvTranspose {
                 expected: format!("[spatial..., {cin}, N] with {nd} spatial dims (weight is {:?})", self.weight.shape()),
             });
         }
+        if let Some(d) = (0..nd).find(|&d| self.outpad[d] >= self.geom.stride[d]) {
+            return Err(LayerError::Config {
+                layer: self.to_string(),
+                reason: format!("outpad {:?} must be smaller than the stride {:?} (dim {})", self.outpad, self.geom.stride, d + 1),
+            });
+        }
         let x = cast_like(x, &self.weight);
-        let y = x.try_conv_transpose(&self.weight, &self.spec()).map_err(|e| input_error(self.to_string(), &x, e))?;
+        let spec = self.spec();
+        // the gradient of a convolution whose input was `outpad` larger: the same windows, so
+        // the extra positions get what the padding would have cropped
+        let y = spec
+            .transpose_output_shape(&x.shape(), &self.weight.shape())
+            .and_then(|mut out| {
+                out.iter_mut().zip(&self.outpad).for_each(|(o, p)| *o += p);
+                x.try_conv_data(&self.weight, &out, &spec)
+            })
+            .map_err(|e| input_error(self.to_string(), &x, e))?;
         let mut bshape = vec![1; nd];
         bshape.push(self.cout);
         Ok(self.act.apply(&(&y + &self.bias.reshape(&bshape))))
@@ -514,6 +560,9 @@ impl ConvTranspose {
         let nd = self.geom.nd;
         write!(f, "ConvTranspose({}, {} => {}", tuple(&self.weight.shape()[..nd]), self.weight.shape()[nd + 1], self.cout)?;
         self.geom.fmt_opts(f, &self.act)?;
+        if self.outpad.iter().any(|&p| p != 0) {
+            write!(f, ", outpad={}", maybe_tuple(&self.outpad))?;
+        }
         f.write_str(")")
     }
 }
