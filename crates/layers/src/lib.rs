@@ -10,7 +10,9 @@
 //!   [`gelu`], [`swish`], [`softplus`], [`softmax`], [`logsoftmax`].
 //! - Initialisers: [`glorot_uniform`], [`glorot_normal`].
 //! - Losses (prediction first): [`mse`], [`crossentropy`], [`logitcrossentropy`],
-//!   [`binarycrossentropy`], [`logitbinarycrossentropy`] (each with a `try_` form); [`norm`].
+//!   [`binarycrossentropy`], [`logitbinarycrossentropy`], [`huber_loss`], [`kldivergence`],
+//!   [`focal_loss`], [`binary_focal_loss`], [`crossentropy_weighted`] (each with a `try_`
+//!   form); [`norm`].
 //! - Labels: [`onehot`], [`onehotbatch`], [`onecold`].
 //! - Containers: [`SkipConnection`], [`Parallel`], [`Maxout`]; [`Embedding`];
 //!   [`MultiHeadAttention`] (with [`causal_mask`]).
@@ -84,9 +86,9 @@ pub use layer::{fn_name, Layer, Modal, Show, Stateful, Traverse, Visitor, Walker
 pub use layernorm::LayerNorm;
 pub use loss::ALL as LOSSES;
 pub use loss::{
-    binarycrossentropy, crossentropy, crossentropy_weighted, focal_loss, huber_loss, kldivergence, logitbinarycrossentropy, logitcrossentropy, mse,
-    try_binarycrossentropy, try_crossentropy, try_crossentropy_weighted, try_focal_loss, try_huber_loss, try_kldivergence, try_logitbinarycrossentropy,
-    try_logitcrossentropy, try_mse,
+    binary_focal_loss, binarycrossentropy, crossentropy, crossentropy_weighted, focal_loss, huber_loss, kldivergence, logitbinarycrossentropy,
+    logitcrossentropy, mse, try_binary_focal_loss, try_binarycrossentropy, try_crossentropy, try_crossentropy_weighted, try_focal_loss, try_huber_loss,
+    try_kldivergence, try_logitbinarycrossentropy, try_logitcrossentropy, try_mse,
 };
 pub use maxout::Maxout;
 pub use mode::TrainMode;

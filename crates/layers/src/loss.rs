@@ -1,6 +1,6 @@
 //! Loss functions, prediction first (`loss(ŷ, y)`), as in Flux: [`mse`], [`crossentropy`],
 //! [`logitcrossentropy`], [`binarycrossentropy`], [`logitbinarycrossentropy`], [`huber_loss`],
-//! [`kldivergence`], [`focal_loss`], [`crossentropy_weighted`].
+//! [`kldivergence`], [`focal_loss`], [`binary_focal_loss`], [`crossentropy_weighted`].
 //!
 //! All are built from autograd `Var` operations (the only data-dependent pieces are constant
 //! masks), so they are differentiable twice and nest inside `gradient` like any other function.
@@ -409,6 +409,40 @@ pub fn try_focal_loss(yhat: &Var, y: &Var) -> Result<Var, LayerError> {
     Ok((xlogy(y, &p) * weight).sum() * (-1.0 / n))
 }
 
+/// Binary focal loss with `γ = 2` (Flux's `binary_focal_loss(ŷ, y)`) of probabilities `ŷ` (a
+/// sigmoid output) against 0/1 targets `y` of the same shape: with `p = ŷ .+ eps(ŷ)` and
+/// `p_t = y .* p .+ (1 .- y) .* (1 .- p)`, `mean(-(1 .- p_t).^γ .* log.(p_t))` over every
+/// element (Flux's `agg = mean`). With `γ = 0` it would be [`binarycrossentropy`].
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// // Flux's doctest: ŷ = [0.268941 0.5 0.268941; 0.731059 0.5 0.731059], y = [0 1 0; 1 0 1]
+/// let p = Var::from(Tensor::from_vec(vec![0.268941, 0.731059, 0.5, 0.5, 0.268941, 0.731059], &[2, 3]));
+/// let y = Var::from(Tensor::from_vec(vec![0.0, 1.0, 1.0, 0.0, 0.0, 1.0], &[2, 3]));
+/// assert!((flux_layers::binary_focal_loss(&p, &y).item() - 0.0728675615927385).abs() < 1e-12);
+/// ```
+pub fn binary_focal_loss(yhat: &Var, y: &Var) -> Var {
+    or_panic(try_binary_focal_loss(yhat, y))
+}
+
+/// [`binary_focal_loss`], returning an error naming `binary_focal_loss` when the shapes differ.
+///
+/// ```
+/// use flux_autograd::Var;
+/// use flux_tensor::Tensor;
+/// let e = flux_layers::try_binary_focal_loss(&Var::from(Tensor::ones(&[3])), &Var::from(Tensor::ones(&[2]))).unwrap_err();
+/// assert!(e.to_string().starts_with("binary_focal_loss"));
+/// ```
+pub fn try_binary_focal_loss(yhat: &Var, y: &Var) -> Result<Var, LayerError> {
+    check_shapes("binary_focal_loss", yhat, y)?;
+    const GAMMA: i32 = 2;
+    let p = yhat + eps_of(yhat.dtype());
+    let p_t = y * &p + (1.0 - y) * (1.0 - &p);
+    let weight = (1.0 - &p_t).powi(GAMMA);
+    Ok((weight * p_t.ln()).mean() * -1.0)
+}
+
 /// Cross-entropy with class weights `w` (one per class, the length of dim 0):
 /// `mean(-sum(w .* y .* log.(ŷ .+ ϵ); dims = 1))`, `ϵ = eps(ŷ)`, the mean over samples (the
 /// other dims), as Flux's `crossentropy(ŷ, y; agg = x -> mean(w .* x))` on per-class terms and
@@ -497,6 +531,29 @@ mod issue13_tests {
         let g = gradient(|p| focal_loss(p, &y), &p).to_vec();
         assert!((g[2] - (2.0 * 0.3 * 0.7f64.ln() - 0.09 / 0.7)).abs() < 1e-12);
         assert_eq!(&g[..2], &[0.0, 0.0]);
+    }
+
+    /// The values of Flux's own tests (`test/losses.jl`), computed in f64 there except the
+    /// softmax case (Float32 in Flux, so compared to 1e-6).
+    #[test]
+    fn focal_losses_match_flux_tests() {
+        let y1 = v(vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0], &[3, 2]);
+        let p1 = v(vec![0.4, 0.5, 0.1, 0.2, 0.5, 0.3], &[3, 2]);
+        assert!((focal_loss(&p1, &y1).item() - 0.45990566879720157).abs() < 1e-12);
+        let logits = v((-7..=7).map(f64::from).collect(), &[3, 5]);
+        let y = Var::from(crate::onehotbatch(&[0, 1, 2, 1, 0], 3));
+        assert!((focal_loss(&logits.softmax(0), &y).item() - 1.1277571935622628).abs() < 1e-6);
+
+        let y2 = v(vec![1.0, 0.0, 0.0, 1.0], &[2, 2]);
+        let p2 = v(vec![0.6, 0.4, 0.3, 0.7], &[2, 2]);
+        assert!((binary_focal_loss(&p2, &y2).item() - 0.05691642237852222).abs() < 1e-12);
+        // the mean runs over every element, not over the columns of a per-column sum
+        let one = binary_focal_loss(&v(vec![0.6], &[1]), &v(vec![1.0], &[1])).item();
+        assert!((one - 0.16 * -(0.6f64.ln())).abs() < 1e-12);
+        // d/dp of -(1 - p)^2 log p at p = 0.6, one element: 2(1 - p) log p - (1 - p)^2 / p
+        let g = gradient(|p| binary_focal_loss(p, &v(vec![1.0], &[1])), &v(vec![0.6], &[1])).to_vec();
+        assert!((g[0] - (2.0 * 0.4 * 0.6f64.ln() - 0.16 / 0.6)).abs() < 1e-12);
+        assert!(try_binary_focal_loss(&p2, &y1).unwrap_err().to_string().contains("[3, 2]"));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! Cases for the ops and losses of SPEC §7.3's last item: `prod`, `cumsum`, `var`, `std`,
 //! `inv`, `det`, `logdet`, `solve`, `dot`, `kron`, `logsigmoid` and the losses `huber_loss`,
-//! `kldivergence`, `focal_loss`, `crossentropy_weighted`, alone and in compositions. Matrices
+//! `kldivergence`, `focal_loss`, `binary_focal_loss`, `crossentropy_weighted`, alone and in
+//! compositions. Matrices
 //! for `inv`/`det`/`solve` are kept well-conditioned (a random matrix plus a multiple of the
 //! identity) so finite differences are meaningful; `det` is also checked at a negative
 //! determinant, `logdet` at symmetric positive definite and non-symmetric positive-determinant
 //! matrices.
 
 use flux_autograd::{dot, kron, Var};
-use flux_layers::{crossentropy_weighted, focal_loss, huber_loss, kldivergence, logsigmoid, onehotbatch};
+use flux_layers::{binary_focal_loss, crossentropy_weighted, focal_loss, huber_loss, kldivergence, logsigmoid, onehotbatch, sigmoid};
 use flux_tensor::{DType, Tensor};
 
 use super::Case;
@@ -123,6 +124,11 @@ fn losses(v: &mut Vec<Case>) {
     v.push(Case::new("focal_loss", "[4, 3]", vec![randn(&[4, 3])], move |x| focal_loss(&x[0].softmax(0), &Var::constant(yf.clone()))));
     let soft = Tensor::from_vec(vec![0.1, 0.2, 0.3, 0.4, 0.7, 0.1, 0.1, 0.1, 0.25, 0.25, 0.25, 0.25], &[4, 3]);
     v.push(Case::new("focal_loss", "soft targets differentiated", vec![randn(&[4, 3]), soft], |x| focal_loss(&x[0].softmax(0), &x[1])));
+    // binary focal loss of sigmoid outputs against 0/1 targets, then against soft targets too
+    let b = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0], &[2, 3]);
+    v.push(Case::new("binary_focal_loss", "[2, 3]", vec![randn(&[2, 3])], move |x| binary_focal_loss(&sigmoid(&x[0]), &Var::constant(b.clone()))));
+    let soft = Tensor::from_vec(vec![0.2, 0.9, 0.5, 0.3, 0.7, 0.1], &[2, 3]);
+    v.push(Case::new("binary_focal_loss", "soft targets differentiated", vec![randn(&[2, 3]), soft], |x| binary_focal_loss(&sigmoid(&x[0]), &x[1])));
     v.push(Case::new("crossentropy_weighted", "[4, 3], weights differentiated", vec![randn(&[4, 3]), positive(&[4])], move |x| {
         crossentropy_weighted(&x[0].softmax(0), &Var::constant(y.clone()), &x[1])
     }));
