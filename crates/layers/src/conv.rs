@@ -445,6 +445,7 @@ impl ConvTranspose {
     ///
     /// ```
     /// use flux_autograd::Var;
+    /// use flux_layers::Layer;
     /// use flux_tensor::Tensor;
     /// let c = flux_layers::ConvTranspose::new(&[3, 3], 1, 1, flux_layers::identity).stride(&[2]).pad(&[1]).outpad(&[1]);
     /// assert_eq!(c.to_string(), "ConvTranspose((3, 3), 1 => 1, pad=1, stride=2, outpad=1)");
