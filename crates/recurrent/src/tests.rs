@@ -196,11 +196,24 @@ fn unused_steps_and_untracked_inputs() {
     }
 }
 
+/// Runs `f` with every fused sequence split into `parts` chunks and parties, whatever the cost
+/// model says (more parties than the pool has threads start late and find work taken).
+fn split_into<R>(parts: usize, f: impl FnOnce() -> R) -> R {
+    crate::fused::FORCE_SPLIT.set(Some(parts));
+    let r = f();
+    crate::fused::FORCE_SPLIT.set(None);
+    r
+}
+
 #[test]
 fn threads_splitting_the_hidden_units_match_steps() {
+    split_into(2, threads_splitting_the_hidden_units_match_steps_body);
+    split_into(5, threads_splitting_the_hidden_units_match_steps_body);
+}
+
+fn threads_splitting_the_hidden_units_match_steps_body() {
     flux_tensor::seed(8);
-    flux_tensor::set_num_threads(2);
-    // 4H(H + in)·N·T above the threading threshold: two threads of 16 hidden units each
+    // two chunks of 16 hidden units each (or as many as 16-unit chunks allow)
     let cell = f64_cell(8, 32);
     let xs: Vec<Var> = seq(8, Some(48), 70).into_iter().map(|x| param(x.data())).collect();
     let h0 = param(Tensor::randn(&[32, 48]));
@@ -228,11 +241,15 @@ fn threads_splitting_the_hidden_units_match_steps() {
 
 #[test]
 fn forward_without_recording_matches_steps() {
+    split_into(2, forward_without_recording_matches_steps_body);
+    split_into(3, forward_without_recording_matches_steps_body);
+}
+
+fn forward_without_recording_matches_steps_body() {
     // under no_grad the fused path keeps nothing for backward and splits the hidden units over
     // the threads: f32 through the packed kernel (batches of 16k), f64 and ragged shapes through
     // the general GEMM, an odd hidden size split unevenly
     flux_tensor::seed(9);
-    flux_tensor::set_num_threads(2);
     for (n_in, hidden, batch, t, f32) in [(64, 256, Some(32), 12, true), (8, 33, Some(48), 9, true), (3, 5, None, 6, false), (6, 37, Some(5), 8, false)] {
         let cell = if f32 { LSTMCell::new(n_in, hidden) } else { f64_cell(n_in, hidden) };
         let xs: Vec<Var> = seq(n_in, batch, t).iter().map(|x| if f32 { x.to_f32() } else { x.clone() }).collect();
@@ -261,10 +278,14 @@ fn forward_without_recording_matches_steps() {
 
 #[test]
 fn f32_gradients_through_the_packed_kernel_on_two_threads_match_unrolled() {
+    split_into(2, f32_gradients_through_the_packed_kernel_on_two_threads_match_unrolled_body);
+    split_into(3, f32_gradients_through_the_packed_kernel_on_two_threads_match_unrolled_body);
+}
+
+fn f32_gradients_through_the_packed_kernel_on_two_threads_match_unrolled_body() {
     // batch 32 (the register-blocked kernel), 56 units over two threads (28 each: panels of 12
     // columns that straddle gate blocks), long enough to split
     flux_tensor::seed(10);
-    flux_tensor::set_num_threads(2);
     let cell = LSTMCell::new(8, 56);
     let xs: Vec<Var> = seq(8, Some(32), 70).iter().map(|x| param(x.data().to_f32())).collect();
     let h0 = param(Tensor::randn(&[56, 32]).to_f32());

@@ -20,6 +20,10 @@ pub(crate) struct StepMatrix<'a, E: Clone> {
 
 /// Element types the fused kernels run on.
 pub(crate) trait Kern: GemmElement {
+    /// Multiply-adds per nanosecond of one thread in the per-step products, for the cost model
+    /// that splits a sequence over threads: W3's forward (526M multiply-adds) takes 4.9 ms on
+    /// one thread in f32 (the AVX-512 kernel); f64 runs the general GEMM at a third of that.
+    const MACS_PER_NS: f64;
     /// Prepares the weight `b` (`[k, m]`) of the per-step products of a batch of `n`: packed
     /// for the register-blocked kernel where it applies (f32, AVX-512, `n` a multiple of 16),
     /// borrowed as it is otherwise.
@@ -70,6 +74,7 @@ pub(crate) trait Kern: GemmElement {
 }
 
 impl Kern for f64 {
+    const MACS_PER_NS: f64 = 35.0;
     #[inline(always)]
     fn sigmoid(x: f64) -> f64 {
         flux_tensor::sigmoid(x)
@@ -122,6 +127,7 @@ fn exp_f32(x: f32) -> f32 {
 }
 
 impl Kern for f32 {
+    const MACS_PER_NS: f64 = 100.0;
     fn prepare_stacked(wi: &[f32], wh: &[f32], b: &[f32], is: usize, hs: usize, units: Range<usize>, n: usize) -> StepMatrix<'static, f32> {
         let (k, m) = (is + hs + 1, 4 * units.len());
         if crate::fused::smallgemm::usable(n) {

@@ -38,7 +38,7 @@ use flux_tensor::{DType, Tensor, TensorError};
 
 use self::kernels::{gates_backward, gates_forward, put_columns, transpose, transpose_into, Kern, StepForward};
 use self::pool::Pooled;
-use self::sync::{Shared, SpinBarrier};
+use self::sync::{Lockstep, Shared};
 use crate::cells::lstm_step;
 
 /// What the forward pass keeps of a sequence. Matrices named batch-major are stored with the
@@ -64,6 +64,49 @@ struct Part<E: Pooled> {
     cs: Vec<E>,
     /// `[N, hp, T]`: `tanh(c_1) … tanh(c_T)`.
     tcs: Vec<E>,
+}
+
+/// A chunk of the forward pass: its part, and its units' stacked weight, prepared by the
+/// party that runs its first step.
+struct FwdChunk<E: Pooled> {
+    part: Part<E>,
+    w: Option<kernels::StepMatrix<'static, E>>,
+}
+
+/// A chunk of backprop through time: the forward's part of these units, `Wh`'s columns of
+/// them (prepared by the party that runs the first step), and the running gradients.
+struct BwdChunk<'a, E: Pooled> {
+    part: &'a Part<E>,
+    w: Option<kernels::StepMatrix<'a, E>>,
+    /// `[N, hp]` each: the gradients reaching these units of `h_t` and `c_t`.
+    dh: Vec<E>,
+    dc: Vec<E>,
+    /// `[N, 4·hp]`: this step's gate gradients.
+    dz: Vec<E>,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to split sequences of any size into this many chunks and parties.
+    pub(crate) static FORCE_SPLIT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// The split a test forced on this thread, if any.
+fn forced_split() -> Option<usize> {
+    #[cfg(test)]
+    {
+        FORCE_SPLIT.get()
+    }
+    #[cfg(not(test))]
+    {
+        None
+    }
+}
+
+/// Fixes the chunk lifetime of a backward step closure (an annotated closure parameter would
+/// make it higher-ranked, and the chunk holds borrows of the weights).
+fn bwd_step<'a, E: Pooled, F: Fn(&mut BwdChunk<'a, E>, usize, usize) + Sync>(f: F) -> F {
+    f
 }
 
 impl<E: Pooled> Drop for Saved<E> {
@@ -164,12 +207,13 @@ fn add_units<E: Pooled>(src: &[E], hs: usize, units: &Range<usize>, n: usize, ds
 }
 
 impl LstmSeq {
-    /// The hidden units of each thread: near-equal ranges of at least 16 units, more than one
-    /// only when more than one thread may run and the sequence pays for a hand-over per step.
-    fn unit_ranges(&self) -> Vec<Range<usize>> {
+    /// The hidden units of each chunk (one per party): near-equal ranges of at least 16 units,
+    /// as many as the cost model gives parties for the sequence's multiply-adds with one
+    /// hand-over per step.
+    fn unit_ranges<E: Kern>(&self) -> Vec<Range<usize>> {
         let hs = self.hidden;
-        let work = 4 * hs * (hs + self.input) * self.batch * self.steps;
-        let parts = if work < 1 << 24 { 1 } else { flux_tensor::num_threads().min(hs / 16).max(1) };
+        let macs = (4 * hs * (hs + self.input + 1) * self.batch * self.steps) as f64;
+        let parts = forced_split().unwrap_or_else(|| flux_tensor::parties_for(macs / E::MACS_PER_NS, self.steps, usize::MAX)).min(hs / 16).max(1);
         (0..parts).map(|p| hs * p / parts..hs * (p + 1) / parts).collect()
     }
 
@@ -200,80 +244,72 @@ impl LstmSeq {
         // (left uninitialised: the threads write every element before the length is set)
         let mut h_out: Vec<Vec<E>> = (0..t_n).map(|_| Vec::with_capacity(hn)).collect();
         let mut c_last = vec![E::ZERO; hn];
-        let ranges = self.unit_ranges();
-        let barrier = SpinBarrier::new(ranges.len());
-        let parts = {
-            let [ab0, ab1] = &mut ab;
-            let ab = [Shared::new(ab0), Shared::new(ab1)];
-            let (steps_buf, c_buf) = (Shared::new(&mut steps), Shared::new(&mut c_last));
-            let h_buf: Vec<Shared<E>> = h_out.iter_mut().map(Shared::spare).collect();
-            let parts_n = ranges.len();
-            let run = |index: usize, units: Range<usize>| -> Part<E> {
-                let _poison = barrier.guard();
-                let (hp, hpn) = (units.len(), units.len() * n);
-                let w = E::prepare_stacked(wi, wh, b, is, hs, units.clone(), n);
-                // every step kept for backward, or one slot reused (two for c)
-                let kept = if keep { t_n } else { 1 };
-                let mut gates = pool::take::<E>(4 * hpn * kept);
+        let ranges = self.unit_ranges::<E>();
+        // every step kept for backward, or one slot reused (two for c)
+        let kept = if keep { t_n } else { 1 };
+        let chunks: Vec<FwdChunk<E>> = ranges
+            .iter()
+            .map(|units| {
+                let hpn = units.len() * n;
                 let mut cs = pool::take::<E>(hpn * if keep { t_n + 1 } else { 2 });
-                let mut tcs = pool::take::<E>(hpn * kept);
                 for (j, unit) in units.clone().enumerate() {
                     for i in 0..n {
                         cs[i + n * j] = c0[unit + hs * i];
                     }
                 }
-                // SAFETY: only this thread writes its units' h columns of `steps`, and nobody
-                // reads them before the threads are joined.
-                let my_steps = if keep { unsafe { steps_buf.write(nt * (is + units.start)..nt * (is + units.end)) } } else { &mut [][..] };
-                for t in 0..t_n {
-                    let (slot, c_at, c_next) = if keep { (t, t, t + 1) } else { (0, t % 2, (t + 1) % 2) };
-                    // SAFETY: step t's input was completed before the last barrier and is not
-                    // written again before the next one; this thread alone writes its units'
-                    // columns of the other buffer (step t + 1's input), and one thread (taking
-                    // turns, so the work stays even) its x columns; nobody reads them before the
-                    // next barrier.
-                    let (a, h, x_next) = unsafe {
-                        let a = ab[t % 2].read(0..n * k);
-                        let h = ab[(t + 1) % 2].write(n * (is + units.start)..n * (is + units.end));
-                        let x_next = (t % parts_n == index && t + 1 < t_n).then(|| ab[(t + 1) % 2].write(0..n * is));
-                        (a, h, x_next)
-                    };
-                    let g = &mut gates[4 * hpn * slot..][..4 * hpn];
-                    E::step_gemm(n, &w, a, g, false);
-                    let (lo, hi) = cs.split_at_mut(hpn * c_at.max(c_next));
-                    let (c_prev, c) = if c_at < c_next { (&lo[hpn * c_at..][..hpn], &mut hi[..hpn]) } else { (&hi[..hpn], &mut lo[hpn * c_next..][..hpn]) };
-                    gates_forward(StepForward { g, c_prev, c, tc: &mut tcs[hpn * slot..][..hpn], h: &mut h[..], keep }, hp, n);
-                    // SAFETY: only this thread writes its units of h_t in the outputs.
-                    unsafe { h_buf[t].put_transposed(units.start, hs, h, n, hp) };
-                    if keep && t + 1 < t_n {
-                        put_columns(h, n, hp, my_steps, n * (t + 1), nt);
-                    }
-                    if let Some(xn) = x_next {
-                        transpose(x(t + 1), is, n, xn);
-                    }
-                    if t + 1 < t_n {
-                        barrier.wait();
-                    }
-                }
-                let c_final = if keep { t_n } else { t_n % 2 };
-                // SAFETY: only this thread writes its units of c_T.
-                unsafe { c_buf.write(n * units.start..n * units.end) }.copy_from_slice(&cs[hpn * c_final..][..hpn]);
-                Part { units, gates, cs, tcs }
-            };
-            std::thread::scope(|sc| {
-                let (first, others) = ranges.split_first().expect("one part at least");
-                let handles: Vec<_> = others.iter().enumerate().map(|(i, r)| sc.spawn(move || run(i + 1, r.clone()))).collect();
-                let mut parts = vec![run(0, first.clone())];
-                parts.extend(handles.into_iter().map(|h| h.join().expect("fused LSTM worker panicked")));
-                parts
+                let part = Part { units: units.clone(), gates: pool::take::<E>(4 * hpn * kept), cs, tcs: pool::take::<E>(hpn * kept) };
+                FwdChunk { part, w: None }
             })
-        };
+            .collect();
+        let lockstep = Lockstep::new(chunks, t_n, ranges.len());
+        {
+            let [ab0, ab1] = &mut ab;
+            let ab = [Shared::new(ab0), Shared::new(ab1)];
+            let (steps_buf, c_buf) = (Shared::new(&mut steps), Shared::new(&mut c_last));
+            let h_buf: Vec<Shared<E>> = h_out.iter_mut().map(Shared::spare).collect();
+            let step = |chunk: &mut FwdChunk<E>, c: usize, t: usize| {
+                let units = chunk.part.units.clone();
+                let (hp, hpn) = (units.len(), units.len() * n);
+                let w = chunk.w.get_or_insert_with(|| E::prepare_stacked(wi, wh, b, is, hs, units.clone(), n));
+                let Part { gates, cs, tcs, .. } = &mut chunk.part;
+                let (slot, c_at, c_next) = if keep { (t, t, t + 1) } else { (0, t % 2, (t + 1) % 2) };
+                // SAFETY: step t's input was completed in step t - 1 and is not written again
+                // before step t + 1; this chunk alone writes its units' columns of the other
+                // buffer (step t + 1's input), and chunk 0 its x columns; nobody reads them
+                // before step t + 1.
+                let (a, h) = unsafe { (ab[t % 2].read(0..n * k), ab[(t + 1) % 2].write(n * (is + units.start)..n * (is + units.end))) };
+                let g = &mut gates[4 * hpn * slot..][..4 * hpn];
+                E::step_gemm(n, w, a, g, false);
+                let (lo, hi) = cs.split_at_mut(hpn * c_at.max(c_next));
+                let (c_prev, c_new) = if c_at < c_next { (&lo[hpn * c_at..][..hpn], &mut hi[..hpn]) } else { (&hi[..hpn], &mut lo[hpn * c_next..][..hpn]) };
+                gates_forward(StepForward { g, c_prev, c: c_new, tc: &mut tcs[hpn * slot..][..hpn], h: &mut h[..], keep }, hp, n);
+                // SAFETY: only this chunk writes its units of h_t in the outputs.
+                unsafe { h_buf[t].put_transposed(units.start, hs, h, n, hp) };
+                if keep && t + 1 < t_n {
+                    // SAFETY: only this chunk writes its units' h columns of `steps`, and nobody
+                    // reads them before the parties have returned.
+                    let my_steps = unsafe { steps_buf.write(nt * (is + units.start)..nt * (is + units.end)) };
+                    put_columns(h, n, hp, my_steps, n * (t + 1), nt);
+                }
+                if c == 0 && t + 1 < t_n {
+                    // SAFETY: chunk 0 alone writes the x columns of step t + 1's input.
+                    transpose(x(t + 1), is, n, unsafe { ab[(t + 1) % 2].write(0..n * is) });
+                }
+                if t + 1 == t_n {
+                    let c_final = if keep { t_n } else { t_n % 2 };
+                    // SAFETY: only this chunk writes its units of c_T.
+                    unsafe { c_buf.write(n * units.start..n * units.end) }.copy_from_slice(&cs[hpn * c_final..][..hpn]);
+                }
+            };
+            flux_tensor::run_parties(ranges.len(), |party| lockstep.run(party, step));
+        }
+        let parts: Vec<Part<E>> = lockstep.into_chunks().into_iter().map(|c| c.part).collect();
         let [ab0, ab1] = ab;
         pool::give(ab0);
         pool::give(ab1);
         for h in &mut h_out {
-            // SAFETY: the threads wrote every unit of every sample of every h_t (`put_transposed`
-            // of their units, all steps) and have been joined.
+            // SAFETY: the chunks wrote every unit of every sample of every h_t (`put_transposed`
+            // of their units, all steps) and the parties have returned.
             unsafe { h.set_len(hn) };
         }
         let mut c_t = vec![E::ZERO; hn];
@@ -300,62 +336,69 @@ impl LstmSeq {
         let mut dz = pool::take::<E>(nt * m4);
         let mut dzt = [pool::take::<E>(n * m4), pool::take::<E>(n * m4)];
         let (mut dh0, mut dc0) = (vec![E::ZERO; n * hs], vec![E::ZERO; n * hs]);
-        let barrier = SpinBarrier::new(s.parts.len());
+        // step s < T runs time t = T - 1 - s: first the gradient reaching these units of h_t,
+        // dz_{t+1} · Wh[:, units] (s > 0), then the gate-backward pass giving dz_t; step T gives
+        // what reaches h_0 and c_0
+        let chunks: Vec<BwdChunk<'_, E>> = s
+            .parts
+            .iter()
+            .map(|part| {
+                let hpn = part.units.len() * n;
+                let mut dc = vec![E::ZERO; hpn];
+                if let Some(d) = dys[t_n] {
+                    add_units(d, hs, &part.units, n, &mut dc);
+                }
+                BwdChunk { part, w: None, dh: vec![E::ZERO; hpn], dc, dz: vec![E::ZERO; 4 * hpn] }
+            })
+            .collect();
+        // per step the product dz_t · Wh and a gate pass about half as long
+        let parties = forced_split().unwrap_or_else(|| flux_tensor::parties_for(1.5 * (m4 * hs * nt) as f64 / E::MACS_PER_NS, t_n, chunks.len()));
+        let lockstep = Lockstep::new(chunks, t_n + 1, parties);
         {
             let [dzt0, dzt1] = &mut dzt;
             let dzt = [Shared::new(dzt0), Shared::new(dzt1)];
             let (dz_buf, dh0_buf, dc0_buf) = (Shared::new(&mut dz), Shared::new(&mut dh0), Shared::new(&mut dc0));
-            let run = |p: &Part<E>| {
-                let _poison = barrier.guard();
+            let step = bwd_step(|chunk, _c, s| {
+                let p = chunk.part;
                 let units = p.units.clone();
                 let (hp, hpn) = (units.len(), units.len() * n);
                 // Wh's columns of these units, [4H, hp]
-                let w = E::prepare(&wh[m4 * units.start..m4 * units.end], m4, hp, n);
-                let (mut dh, mut dc) = (vec![E::ZERO; hpn], vec![E::ZERO; hpn]);
-                let mut dz_p = vec![E::ZERO; 4 * hpn];
-                if let Some(d) = dys[t_n] {
-                    add_units(d, hs, &units, n, &mut dc);
+                let w = chunk.w.get_or_insert_with(|| E::prepare(&wh[m4 * units.start..m4 * units.end], m4, hp, n));
+                let (dh, dc) = (&mut chunk.dh, &mut chunk.dc);
+                if s > 0 && (s < t_n || self.need_h0) {
+                    let t1 = t_n - s; // the step whose dz is complete
+                    // SAFETY: dz_{t+1} was completed in the previous step and is not written
+                    // before the next one (two buffers alternate).
+                    let a = unsafe { dzt[t1 % 2].read(0..n * m4) };
+                    E::step_gemm(n, w, a, dh, false);
                 }
-                // SAFETY: only this thread writes its units' columns of dz (gate q: columns
-                // q·H + units, contiguous), and nobody reads them before the threads are joined.
-                let mut my_dz: Vec<&mut [E]> = (0..4).map(|q| unsafe { dz_buf.write(nt * (q * hs + units.start)..nt * (q * hs + units.end)) }).collect();
-                for t in (0..t_n).rev() {
-                    if let Some(d) = dys[t] {
-                        add_units(d, hs, &units, n, &mut dh);
+                if s == t_n {
+                    // SAFETY: only this chunk writes its units of dh0 and dc0.
+                    unsafe {
+                        dh0_buf.write(n * units.start..n * units.end).copy_from_slice(dh);
+                        dc0_buf.write(n * units.start..n * units.end).copy_from_slice(dc);
                     }
-                    gates_backward(&p.gates[4 * hpn * t..][..4 * hpn], &p.cs[hpn * t..][..hpn], &p.tcs[hpn * t..][..hpn], &dh, &mut dc, &mut dz_p, hp, n);
-                    for (q, mine) in my_dz.iter_mut().enumerate() {
-                        let src = &dz_p[q * hpn..][..hpn];
-                        // SAFETY: this thread alone writes its units' columns of dz_t; the
-                        // others read them only after the barrier below, and the buffer is not
-                        // written again before the barrier after that (two buffers alternate).
-                        unsafe { dzt[t % 2].write(n * (q * hs + units.start)..n * (q * hs + units.end)) }.copy_from_slice(src);
-                        put_columns(src, n, hp, mine, n * t, nt);
-                    }
-                    barrier.wait();
-                    if t > 0 || self.need_h0 {
-                        // the gradient reaching these units of h_{t-1}: [N, hp] = dz_t · Wh[:, units]
-                        // SAFETY: dz_t is complete (before the barrier) and not written until the
-                        // next barrier.
-                        let a = unsafe { dzt[t % 2].read(0..n * m4) };
-                        E::step_gemm(n, &w, a, &mut dh, false);
-                    }
+                    return;
                 }
-                // SAFETY: only this thread writes its units of dh0 and dc0.
-                unsafe {
-                    dh0_buf.write(n * units.start..n * units.end).copy_from_slice(&dh);
-                    dc0_buf.write(n * units.start..n * units.end).copy_from_slice(&dc);
+                let t = t_n - 1 - s;
+                if let Some(d) = dys[t] {
+                    add_units(d, hs, &units, n, dh);
                 }
-            };
-            std::thread::scope(|sc| {
-                let (first, others) = s.parts.split_first().expect("one part at least");
-                let handles: Vec<_> = others.iter().map(|p| sc.spawn(move || run(p))).collect();
-                run(first);
-                for h in handles {
-                    h.join().expect("fused LSTM worker panicked");
+                gates_backward(&p.gates[4 * hpn * t..][..4 * hpn], &p.cs[hpn * t..][..hpn], &p.tcs[hpn * t..][..hpn], dh, dc, &mut chunk.dz, hp, n);
+                for q in 0..4 {
+                    let src = &chunk.dz[q * hpn..][..hpn];
+                    // SAFETY: this chunk alone writes its units' columns of dz_t (gate q: columns
+                    // q·H + units) and of dz; the others read dz_t only in the next step, and
+                    // dz once the parties have returned.
+                    unsafe {
+                        dzt[t % 2].write(n * (q * hs + units.start)..n * (q * hs + units.end)).copy_from_slice(src);
+                        put_columns(src, n, hp, dz_buf.write(nt * (q * hs + units.start)..nt * (q * hs + units.end)), n * t, nt);
+                    }
                 }
             });
+            flux_tensor::run_parties(parties, |party| lockstep.run(party, step));
         }
+        drop(lockstep);
         let var = |v: Vec<E>, shape: &[usize]| Some(Var::constant(Tensor::from_typed(v, shape.into())));
         // [dWi | dWh | db] = dzᵀ · steps, computed as its transpose stepsᵀ · dz ([in + H + 1, 4H]:
         // the GEMM is faster with the long operand read in its stored orientation)

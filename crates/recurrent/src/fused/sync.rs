@@ -1,67 +1,146 @@
-//! How the fused LSTM's threads meet once per step and share its buffers.
+//! How the fused LSTM's parties share a sequence's steps and buffers.
 //!
-//! [`SpinBarrier`]: a step takes tens of microseconds, about what a sleeping barrier (mutex and
-//! condition variable) needs to wake a thread, so the threads spin; after a while without
-//! progress (an oversubscribed machine) they yield the core instead of burning it.
+//! [`Lockstep`]: the hidden units are cut into chunks, one per party; step `t` of a chunk
+//! needs every chunk's step `t - 1`. Each party claims its own chunk of a step (so its weights
+//! stay in its core's cache), then any chunk nobody has claimed yet: a party whose core is busy
+//! elsewhere, or that the pool starts late, has its work done by the others instead of holding
+//! them up, and one party alone completes the whole sequence. Waiting for a chunk another party
+//! is computing spins for about twice the time a chunk takes, then yields the core.
 //!
-//! [`Shared`]: a buffer several threads write in disjoint parts and read only after a barrier
-//! has separated the writes from the reads; the callers state which part is theirs.
+//! [`Shared`]: a buffer several parties write in disjoint parts and read only after the steps
+//! have separated the writes from the reads; the callers state which part is theirs.
 
+use std::cell::UnsafeCell;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-/// Spins before each yield.
-const SPINS: u32 = 1 << 12;
+/// The longest a waiting party spins before it starts yielding, whatever the chunks take.
+const MAX_SPIN: Duration = Duration::from_micros(200);
 
-pub(crate) struct SpinBarrier {
+/// `steps` steps over chunks of state `S`, run by up to `parties` parties (see the module doc).
+pub(crate) struct Lockstep<S> {
+    steps: usize,
     parties: usize,
-    arrived: AtomicUsize,
-    generation: AtomicUsize,
-    /// A party panicked: the others would wait for it forever, so they panic too.
+    chunks: Vec<UnsafeCell<S>>,
+    /// Per chunk: how many of its steps have been claimed (the step it runs next).
+    claimed: Vec<AtomicUsize>,
+    /// Chunk-steps completed, all chunks together: step `t` is done at `chunks·(t + 1)`.
+    completed: AtomicUsize,
+    /// Average nanoseconds a chunk-step takes (the spin budget of a wait).
+    chunk_ns: AtomicUsize,
+    /// A party panicked: the others would wait for its chunk forever, so they panic too.
     poisoned: AtomicBool,
 }
 
-/// Poisons a barrier if the thread holding it unwinds (see [`SpinBarrier::guard`]).
-pub(crate) struct PoisonOnPanic<'a>(&'a SpinBarrier);
+// SAFETY: a chunk's state is reached only through `run`, which hands it to the one party that
+// claimed the chunk for a step, and a chunk's next step is claimed only after that one
+// completed (the release/acquire pair on `completed` orders the two parties' accesses).
+unsafe impl<S: Send> Sync for Lockstep<S> {}
+
+/// Poisons a lockstep if the party holding it unwinds.
+struct PoisonOnPanic<'a>(&'a AtomicBool);
 
 impl Drop for PoisonOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.poisoned.store(true, Ordering::Release);
+            self.0.store(true, Ordering::Release);
         }
     }
 }
 
-impl SpinBarrier {
-    pub(crate) fn new(parties: usize) -> SpinBarrier {
-        SpinBarrier { parties, arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0), poisoned: AtomicBool::new(false) }
-    }
-
-    /// Held by each party while it works: if that party panics, the others stop waiting for
-    /// it and panic as well (instead of spinning forever).
-    pub(crate) fn guard(&self) -> PoisonOnPanic<'_> {
-        PoisonOnPanic(self)
-    }
-
-    /// Returns once all parties have called `wait` for this round. Everything a party wrote
-    /// before its call is visible to every party after theirs. Panics if a party panicked.
-    pub(crate) fn wait(&self) {
-        let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.parties {
-            // the last to arrive opens the next round: reset first, then release the others
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::Release);
-            return;
+impl<S> Lockstep<S> {
+    pub(crate) fn new(chunks: Vec<S>, steps: usize, parties: usize) -> Lockstep<S> {
+        assert!(!chunks.is_empty(), "lockstep: no chunk");
+        let claimed = chunks.iter().map(|_| AtomicUsize::new(0)).collect();
+        Lockstep {
+            steps,
+            parties: parties.max(1),
+            chunks: chunks.into_iter().map(UnsafeCell::new).collect(),
+            claimed,
+            completed: AtomicUsize::new(0),
+            chunk_ns: AtomicUsize::new(0),
+            poisoned: AtomicBool::new(false),
         }
-        let mut spins = 0;
-        while self.generation.load(Ordering::Acquire) == generation {
-            assert!(!self.poisoned.load(Ordering::Acquire), "fused LSTM: another worker thread panicked");
-            if spins < SPINS {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                spins = 0;
+    }
+
+    /// The chunks' states, once every party has returned.
+    pub(crate) fn into_chunks(self) -> Vec<S> {
+        self.chunks.into_iter().map(UnsafeCell::into_inner).collect()
+    }
+
+    /// Party `party`'s share: runs `work(state, chunk, step)` for every chunk-step it claims,
+    /// steps in order, until the last step is done. Everything any party wrote during step
+    /// `t` is visible to every party in step `t + 1`. Panics if another party panicked.
+    pub(crate) fn run(&self, party: usize, mut work: impl FnMut(&mut S, usize, usize)) {
+        let _poison = PoisonOnPanic(&self.poisoned);
+        let n = self.chunks.len();
+        let home = n * party.min(self.parties - 1) / self.parties..n * (party.min(self.parties - 1) + 1) / self.parties;
+        let mut mine = Vec::with_capacity(n);
+        let mut do_chunk = |c: usize, t: usize| {
+            let start = Instant::now();
+            // SAFETY: this party claimed chunk c for step t (see the impl of Sync).
+            work(unsafe { &mut *self.chunks[c].get() }, c, t);
+            let ns = start.elapsed().as_nanos().min(usize::MAX as u128) as usize;
+            let avg = self.chunk_ns.load(Ordering::Relaxed);
+            self.chunk_ns.store(if avg == 0 { ns } else { (7 * avg + ns) / 8 }, Ordering::Relaxed);
+            self.completed.fetch_add(1, Ordering::Release);
+        };
+        let mut t = 0;
+        loop {
+            // wait for step t - 1 to finish; a party that fell behind skips to the open step
+            t = self.wait_for(n * t) / n;
+            if t >= self.steps {
+                return;
+            }
+            // claim all of this party's chunks at once, so a party that is merely a little
+            // behind never has its chunks taken
+            mine.clear();
+            mine.extend(home.clone().filter(|&c| self.claim(c, t)));
+            for &c in &mine {
+                do_chunk(c, t);
+            }
+            // then the chunks of parties that have not reached this step
+            for c in (home.end..n).chain(0..home.start) {
+                if self.claim(c, t) {
+                    do_chunk(c, t);
+                }
+            }
+            t += 1;
+        }
+    }
+
+    fn claim(&self, c: usize, t: usize) -> bool {
+        let slot = &self.claimed[c];
+        slot.load(Ordering::Relaxed) == t && slot.compare_exchange(t, t + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+    }
+
+    /// Waits until `target` chunk-steps are complete and returns the count then: spins while
+    /// the chunk being waited for should be about to finish, then yields the core.
+    fn wait_for(&self, target: usize) -> usize {
+        let mut done = self.completed.load(Ordering::Acquire);
+        if done >= target {
+            return done;
+        }
+        let budget = Duration::from_nanos(2 * self.chunk_ns.load(Ordering::Relaxed) as u64).min(MAX_SPIN);
+        let start = Instant::now();
+        let mut spins = 0u32;
+        let mut yielding = false;
+        loop {
+            assert!(!self.poisoned.load(Ordering::Acquire), "fused LSTM: another worker panicked");
+            if yielding {
                 std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+                spins += 1;
+                // reading the clock costs about as much as 50 spins
+                if spins % 64 == 0 && start.elapsed() > budget {
+                    yielding = true;
+                }
+            }
+            done = self.completed.load(Ordering::Acquire);
+            if done >= target {
+                return done;
             }
         }
     }
@@ -130,43 +209,50 @@ impl<E: crate::fused::kernels::Kern> Shared<E> {
 
 #[cfg(test)]
 mod tests {
-    use super::SpinBarrier;
+    use super::Lockstep;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    #[test]
-    fn no_party_runs_ahead_of_a_round() {
-        let barrier = SpinBarrier::new(3);
-        let done = AtomicUsize::new(0);
+    /// Each chunk-step records the step every chunk had reached when it ran.
+    fn run_with(parties: usize, started: usize, chunks: usize, steps: usize) -> Vec<Vec<usize>> {
+        let lockstep = Lockstep::new((0..chunks).map(|_| Vec::new()).collect::<Vec<Vec<usize>>>(), steps, parties);
+        let progress: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
         std::thread::scope(|s| {
-            for _ in 0..3 {
-                s.spawn(|| {
-                    for round in 0..200 {
-                        done.fetch_add(1, Ordering::SeqCst);
-                        barrier.wait();
-                        // everybody finished this round's work before anybody goes on
-                        assert!(done.load(Ordering::SeqCst) >= 3 * (round + 1));
-                        barrier.wait();
-                    }
+            for p in 0..started {
+                let (lockstep, progress) = (&lockstep, &progress);
+                s.spawn(move || {
+                    lockstep.run(p, |seen: &mut Vec<usize>, c, t| {
+                        // every chunk has finished step t - 1, none has gone past step t
+                        let min = progress.iter().map(|a| a.load(Ordering::SeqCst)).min().unwrap();
+                        let max = progress.iter().map(|a| a.load(Ordering::SeqCst)).max().unwrap();
+                        assert!(min >= t && max <= t + 1, "step {t} of chunk {c} ran beside steps {min}..={max}");
+                        seen.push(t);
+                        progress[c].store(t + 1, Ordering::SeqCst);
+                    })
                 });
             }
         });
-        assert_eq!(done.load(Ordering::SeqCst), 600);
+        lockstep.into_chunks()
+    }
+
+    #[test]
+    fn every_chunk_runs_every_step_once_in_order() {
+        for (parties, started) in [(1, 1), (2, 2), (3, 3), (2, 1), (3, 2), (4, 4)] {
+            for chunks in [1, 2, 5] {
+                let seen = run_with(parties, started, chunks, 100);
+                assert!(seen.iter().all(|s| *s == (0..100).collect::<Vec<_>>()), "{parties} parties, {started} started, {chunks} chunks");
+            }
+        }
     }
 
     #[test]
     fn a_panicking_party_releases_the_others() {
-        let barrier = SpinBarrier::new(2);
+        // chunk 0's step 3 fails, whoever runs it: the other party waits for that step forever
+        // unless the poison releases it
+        let lockstep = Lockstep::new(vec![(), ()], 10, 2);
+        let fail = |_: &mut (), c: usize, t: usize| assert!(c != 0 || t != 3, "chunk 0 fails at step 3");
         let results: Vec<bool> = std::thread::scope(|s| {
-            let a = s.spawn(|| {
-                let _g = barrier.guard();
-                barrier.wait(); // round 1 with the other party
-                panic!("worker fails before round 2");
-            });
-            let b = s.spawn(|| {
-                let _g = barrier.guard();
-                barrier.wait();
-                barrier.wait(); // would wait forever without the poison
-            });
+            let a = s.spawn(|| lockstep.run(0, fail));
+            let b = s.spawn(|| lockstep.run(1, fail));
             vec![a.join().is_err(), b.join().is_err()]
         });
         assert_eq!(results, vec![true, true]);

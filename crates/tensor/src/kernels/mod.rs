@@ -1,14 +1,17 @@
 //! Every line of flux-tensor's `unsafe` code lives in this folder (the crate root denies
 //! `unsafe_code` elsewhere): the GEMM entry points, where handing raw pointers and strides to the
 //! `gemm` and `matrixmultiply` kernels, and writing products into uninitialised output buffers,
-//! is what a measurement pays for (see docs/design.md), and `RunBuffer`, which fills im2col's
-//! column buffer with short row copies into reserved memory. Each public function here checks the
-//! lengths it relies on, and the element types are sealed, so no safe caller can make the
-//! kernels read or write out of bounds.
+//! is what a measurement pays for (see docs/design.md), `RunBuffer`, which fills im2col's
+//! column buffer with short row copies into reserved memory, and the thread pool's regions
+//! (`threads.rs`), whose pool tasks borrow the caller's closure until the region closes. Each
+//! public function here checks the lengths it relies on, and the element types are sealed, so no
+//! safe caller can make the kernels read or write out of bounds.
 
 mod gemm;
 mod runs;
+mod threads;
 
 pub(crate) use gemm::batch_products;
-pub use gemm::{gemm_portable, num_threads, set_num_threads, GemmElement};
+pub use gemm::{gemm_portable, GemmElement};
 pub(crate) use runs::RunBuffer;
+pub use threads::{num_threads, parties_for, run_parties, set_num_threads};
