@@ -47,7 +47,7 @@ pub use binary::{broadcast_shape, BinaryOp};
 pub use conv::ConvSpec;
 pub use dtype::{DType, Element};
 pub use error::{Result, TensorError};
-pub use kernels::{gemm_portable, num_threads, parties_for, run_parties, set_num_threads, GemmElement};
+pub use kernels::{gemm_portable, num_threads, parties_for, run_parties, set_num_threads, GemmElement, Tuner};
 pub use pool::PoolSpec;
 pub use random::{normal_sample, seed, with_rng, DEFAULT_SEED};
 pub use reduce::ReduceOp;

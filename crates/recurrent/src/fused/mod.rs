@@ -85,6 +85,10 @@ struct BwdChunk<'a, E: Pooled> {
     dz: Vec<E>,
 }
 
+/// The forward and backward passes' splits, checked against the clock.
+static FORWARD: flux_tensor::Tuner = flux_tensor::Tuner::new();
+static BACKWARD: flux_tensor::Tuner = flux_tensor::Tuner::new();
+
 #[cfg(test)]
 thread_local! {
     /// Tests set this to split sequences of any size into this many chunks and parties.
@@ -207,14 +211,14 @@ fn add_units<E: Pooled>(src: &[E], hs: usize, units: &Range<usize>, n: usize, ds
 }
 
 impl LstmSeq {
-    /// The hidden units of each chunk (one per party): near-equal ranges of at least 16 units,
-    /// as many as the cost model gives parties for the sequence's multiply-adds with one
-    /// hand-over per step.
-    fn unit_ranges<E: Kern>(&self) -> Vec<Range<usize>> {
+    /// The forward's predicted one-thread time, and the hidden units of each chunk: near-equal
+    /// ranges of at least 16 units, as many as the cost model gives parties for the sequence's
+    /// multiply-adds with one hand-over per step.
+    fn unit_ranges<E: Kern>(&self) -> (f64, Vec<Range<usize>>) {
         let hs = self.hidden;
-        let macs = (4 * hs * (hs + self.input + 1) * self.batch * self.steps) as f64;
-        let parts = forced_split().unwrap_or_else(|| flux_tensor::parties_for(macs / E::MACS_PER_NS, self.steps, usize::MAX)).min(hs / 16).max(1);
-        (0..parts).map(|p| hs * p / parts..hs * (p + 1) / parts).collect()
+        let one_thread_ns = (4 * hs * (hs + self.input + 1) * self.batch * self.steps) as f64 / E::MACS_PER_NS;
+        let parts = forced_split().unwrap_or_else(|| flux_tensor::parties_for(one_thread_ns, self.steps, usize::MAX)).min(hs / 16).max(1);
+        (one_thread_ns, (0..parts).map(|p| hs * p / parts..hs * (p + 1) / parts).collect())
     }
 
     fn forward_typed<E: Store>(&self, xs: &[Tensor]) -> Saved<E> {
@@ -244,7 +248,7 @@ impl LstmSeq {
         // (left uninitialised: the threads write every element before the length is set)
         let mut h_out: Vec<Vec<E>> = (0..t_n).map(|_| Vec::with_capacity(hn)).collect();
         let mut c_last = vec![E::ZERO; hn];
-        let ranges = self.unit_ranges::<E>();
+        let (one_thread_ns, ranges) = self.unit_ranges::<E>();
         // every step kept for backward, or one slot reused (two for c)
         let kept = if keep { t_n } else { 1 };
         let chunks: Vec<FwdChunk<E>> = ranges
@@ -301,7 +305,12 @@ impl LstmSeq {
                     unsafe { c_buf.write(n * units.start..n * units.end) }.copy_from_slice(&cs[hpn * c_final..][..hpn]);
                 }
             };
-            flux_tensor::run_parties(ranges.len(), |party| lockstep.run(party, step));
+            // the tuner may run the chunks on fewer parties than the model proposed
+            let run = |parties: usize| flux_tensor::run_parties(parties, |party| lockstep.run(party, step));
+            match forced_split() {
+                Some(_) => run(ranges.len()),
+                None => FORWARD.run(one_thread_ns, ranges.len(), run),
+            }
         }
         let parts: Vec<Part<E>> = lockstep.into_chunks().into_iter().map(|c| c.part).collect();
         let [ab0, ab1] = ab;
@@ -352,8 +361,9 @@ impl LstmSeq {
             })
             .collect();
         // per step the product dz_t · Wh and a gate pass about half as long
-        let parties = forced_split().unwrap_or_else(|| flux_tensor::parties_for(1.5 * (m4 * hs * nt) as f64 / E::MACS_PER_NS, t_n, chunks.len()));
-        let lockstep = Lockstep::new(chunks, t_n + 1, parties);
+        let one_thread_ns = 1.5 * (m4 * hs * nt) as f64 / E::MACS_PER_NS;
+        let proposed = flux_tensor::parties_for(one_thread_ns, t_n, chunks.len());
+        let lockstep = Lockstep::new(chunks, t_n + 1, forced_split().unwrap_or(proposed));
         {
             let [dzt0, dzt1] = &mut dzt;
             let dzt = [Shared::new(dzt0), Shared::new(dzt1)];
@@ -396,7 +406,11 @@ impl LstmSeq {
                     }
                 }
             });
-            flux_tensor::run_parties(parties, |party| lockstep.run(party, step));
+            let run = |parties: usize| flux_tensor::run_parties(parties, |party| lockstep.run(party, step));
+            match forced_split() {
+                Some(parties) => run(parties),
+                None => BACKWARD.run(one_thread_ns, proposed, run),
+            }
         }
         drop(lockstep);
         let var = |v: Vec<E>, shape: &[usize]| Some(Var::constant(Tensor::from_typed(v, shape.into())));

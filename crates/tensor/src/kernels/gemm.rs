@@ -6,17 +6,22 @@ use crate::kernels::threads;
 use crate::tensor::StorageElement;
 
 /// Multiply-adds per nanosecond of one thread of the `gemm` crate's kernels, for the cost
-/// model that decides how many threads a product gets. f32 on AVX-512 (Zen 4, 2 cores):
-/// about 100 at n = 1024 and 40-70 on the mid-sized shapes where the decision falls (a
-/// `[128, 784]·[784, 64]` layer: 6.4M multiply-adds in about 110 µs); f64 does half the lanes.
-const F32_MACS_PER_NS: f64 = 60.0;
+/// model that decides how many threads a product gets. f32 on AVX-512 (Zen 4, 2 cores,
+/// `calibrate` below): 115-130 from n = 64 to 512 and on the layers of W2, 61 on the
+/// tall-skinny `[321, 1600]·[1600, 1024]` weight gradient of W3; f64 does half the lanes.
+const F32_MACS_PER_NS: f64 = 120.0;
 
-/// The threads a product of `m·n·k` multiply-adds gets (see [`threads::parties_for`]).
-fn gemm_threads(m: usize, n: usize, k: usize, elem_bytes: usize) -> usize {
+/// The products' splits, checked against the clock.
+#[cfg(feature = "gemm")]
+static TUNER: threads::Tuner = threads::Tuner::new();
+
+/// The predicted one-thread time of a product of `m·n·k` multiply-adds, and the threads the
+/// cost model gives it (see [`threads::parties_for`]).
+fn gemm_threads(m: usize, n: usize, k: usize, elem_bytes: usize) -> (f64, usize) {
     let rate = F32_MACS_PER_NS * 4.0 / elem_bytes as f64;
     let one_thread_ns = m as f64 * n as f64 * k as f64 / rate;
-    // each thread takes whole column panels of the output: no more threads than panels
-    threads::parties_for(one_thread_ns, 0, n.div_ceil(16).max(m.div_ceil(48)))
+    // each thread takes whole blocks of the output: no more threads than blocks
+    (one_thread_ns, threads::parties_for(one_thread_ns, 0, n.div_ceil(16).max(m.div_ceil(48))))
 }
 
 /// Element types with a GEMM kernel: `f32` and `f64`. Sealed, like [`Element`](crate::Element):
@@ -118,16 +123,18 @@ macro_rules! impl_kernels {
                 let (brs, bcs) = strides(k, n, tb);
                 #[cfg(feature = "gemm")]
                 {
-                    let threads = gemm_threads(m, n, k, std::mem::size_of::<$t>());
-                    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-                    // SAFETY: every index the strides reach in a (m×k) and b (k×n), each
-                    // column-major or transposed in place, is below m·k and k·n, which
-                    // `check_operands` bounded by the slices' lengths; c is the caller's m×n
-                    // buffer, read only when accumulating (with `read_dst` false the gemm crate
-                    // only writes it).
-                    unsafe {
-                        gemm::gemm(m, n, k, c, m as isize, 1, accumulate, a.as_ptr(), acs, ars, b.as_ptr(), bcs, brs, 1.0, 1.0, false, false, false, par);
-                    }
+                    let (one_thread_ns, proposed) = gemm_threads(m, n, k, std::mem::size_of::<$t>());
+                    TUNER.run(one_thread_ns, proposed, |threads| {
+                        let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+                        // SAFETY: every index the strides reach in a (m×k) and b (k×n), each
+                        // column-major or transposed in place, is below m·k and k·n, which
+                        // `check_operands` bounded by the slices' lengths; c is the caller's m×n
+                        // buffer, read only when accumulating (with `read_dst` false the gemm
+                        // crate only writes it).
+                        unsafe {
+                            gemm::gemm(m, n, k, c, m as isize, 1, accumulate, a.as_ptr(), acs, ars, b.as_ptr(), bcs, brs, 1.0, 1.0, false, false, false, par);
+                        }
+                    });
                 }
                 #[cfg(not(feature = "gemm"))]
                 {
@@ -253,5 +260,95 @@ mod tests {
         let mut c = [7.0f64; 6];
         gemm_portable(2, 3, 0, &[], false, &[], false, &mut c);
         assert_eq!(c, [0.0; 6]);
+    }
+
+    /// `cargo test -p flux-tensor --release --lib calibrate -- --ignored --nocapture`: the
+    /// figures behind the cost model. Per shape, µs per product on one thread and on two
+    /// (`gemm`'s own split, forced), alternated; and the cost of an empty region.
+    #[test]
+    #[ignore]
+    #[cfg(feature = "gemm")]
+    fn calibrate() {
+        use std::time::Instant;
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let time = |f: &mut dyn FnMut()| {
+            let mut ts = Vec::new();
+            for _ in 0..3 {
+                f();
+            }
+            let start = Instant::now();
+            while ts.len() < 15 || (start.elapsed().as_secs_f64() < 0.2 && ts.len() < 5000) {
+                let t0 = Instant::now();
+                f();
+                ts.push(t0.elapsed().as_secs_f64() * 1e6);
+            }
+            median(ts)
+        };
+        let shapes = [
+            (64, 64, 64),
+            (96, 96, 96),
+            (128, 128, 128),
+            (160, 160, 160),
+            (192, 192, 192),
+            (256, 256, 256),
+            (512, 512, 512),
+            (128, 64, 784),
+            (128, 784, 64),
+            (784, 64, 128),
+            (128, 256, 784),
+            (128, 784, 256),
+            (784, 256, 128),
+            (32, 64, 128),
+            (321, 1024, 1600),
+            (64, 1600, 1024),
+            (1024, 32, 256),
+        ];
+        for (m, n, k) in shapes {
+            let a = vec![0.5f32; m * k];
+            let b = vec![0.25f32; k * n];
+            let mut c = vec![0.0f32; m * n];
+            let mut run = |par: gemm::Parallelism| {
+                // SAFETY: column-major operands of exactly these sizes.
+                unsafe { gemm::gemm(m, n, k, c.as_mut_ptr(), m as isize, 1, false, a.as_ptr(), m as isize, 1, b.as_ptr(), k as isize, 1, 1.0, 1.0, false, false, false, par) }
+            };
+            let (mut one, mut whole, mut two) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..5 {
+                one.push(time(&mut || run(gemm::Parallelism::None)));
+                whole.push(time(&mut || run(gemm::Parallelism::Rayon(1))));
+                two.push(time(&mut || run(gemm::Parallelism::Rayon(2))));
+            }
+            let (one, whole, two) = (median(one), median(whole), median(two));
+            let macs = (m * n * k) as f64;
+            println!(
+                "[{m}, {k}]·[{k}, {n}]: {:.1} M MACs, 1 thread {one:.1} µs ({:.0} MAC/ns), whole-n blocks {:.2}x, 2 threads {two:.1} µs ({:.2}x), model picks {}",
+                macs / 1e6,
+                macs / one / 1e3,
+                whole / one,
+                two / one,
+                gemm_threads(m, n, k, 4).1
+            );
+        }
+        // a region whose caller waits until the pool's party has entered: the hand-over itself
+        let region = median(
+            (0..5)
+                .map(|_| {
+                    time(&mut || {
+                        let entered = std::sync::atomic::AtomicBool::new(false);
+                        threads::run_parties(2, |p| {
+                            if p == 1 {
+                                entered.store(true, std::sync::atomic::Ordering::Release);
+                            }
+                            while !entered.load(std::sync::atomic::Ordering::Acquire) {
+                                std::hint::spin_loop();
+                            }
+                        })
+                    })
+                })
+                .collect(),
+        );
+        println!("a region of 2 parties, the caller waiting for the pool's: {region:.1} µs");
     }
 }

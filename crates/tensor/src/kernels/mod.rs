@@ -14,4 +14,4 @@ mod threads;
 pub(crate) use gemm::batch_products;
 pub use gemm::{gemm_portable, GemmElement};
 pub(crate) use runs::RunBuffer;
-pub use threads::{num_threads, parties_for, run_parties, set_num_threads};
+pub use threads::{num_threads, parties_for, run_parties, set_num_threads, Tuner};

@@ -12,6 +12,10 @@
 //!   weighs the work's time on one thread against what splitting costs (handing tasks to the
 //!   pool, and a hand-over per step for work that moves in lockstep), with constants measured
 //!   on a 2-core AMD EPYC (Zen 4) and written down in docs/design.md.
+//! - **Measured as it runs.** A split the model proposes is checked against the clock: a
+//!   [`Tuner`] per op family times its parallel and one-thread runs per size class and keeps to
+//!   whichever is faster on this machine under its present load (a busy machine can make the
+//!   hand-over to a second core cost milliseconds), trying the other again now and then.
 //! - **Nobody waits for a late thread.** [`run_parties`] runs party 0 on the calling thread and
 //!   hands the others to the pool; a party that starts late (its core was busy) finds the work
 //!   done by the others and returns, and the caller never waits for a party that has not
@@ -21,7 +25,9 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
 
@@ -120,6 +126,89 @@ fn choose(one_thread_ns: f64, syncs: usize, most: usize) -> usize {
         best
     } else {
         1
+    }
+}
+
+/// Size classes of a [`Tuner`]: predicted one-thread times from 2^10 ns (1 µs) up, doubling.
+const CLASSES: usize = 26;
+
+/// Checks a family's splits against the clock (see the module doc). Per size class (the
+/// predicted one-thread time, in powers of two) it keeps the measured time of one-thread and
+/// of split runs relative to the prediction (moving averages), runs whichever is faster, and
+/// every so often the other (the more it loses, the rarer: at most about 6% of the time lost to
+/// trying), so a change of load or machine is noticed.
+///
+/// ```
+/// use flux_tensor::{parties_for, Tuner};
+/// static PRODUCTS: Tuner = Tuner::new();
+/// let one_thread_ns = 2e6;
+/// let sum = PRODUCTS.run(one_thread_ns, parties_for(one_thread_ns, 0, 8), |parties| {
+///     assert!(parties >= 1);
+///     (0..1000u64).sum::<u64>()
+/// });
+/// assert_eq!(sum, 499500);
+/// ```
+pub struct Tuner {
+    classes: [Class; CLASSES],
+}
+
+struct Class {
+    /// Measured / predicted time of one-thread and of split runs, as `f32` bits; 0: none yet.
+    serial: AtomicU32,
+    split: AtomicU32,
+    calls: AtomicU32,
+}
+
+impl Tuner {
+    /// A tuner with no measurements yet: it follows the model until it has some.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Tuner {
+        Tuner { classes: [const { Class { serial: AtomicU32::new(0), split: AtomicU32::new(0), calls: AtomicU32::new(0) } }; CLASSES] }
+    }
+
+    /// Runs `f(parties)` with the count it picks: `proposed` (from [`parties_for`]) or 1, as
+    /// the measurements of work of about `one_thread_ns` say; times the run when there was a
+    /// choice. With `proposed <= 1` it simply runs `f(1)`.
+    pub fn run<R>(&self, one_thread_ns: f64, proposed: usize, f: impl FnOnce(usize) -> R) -> R {
+        if proposed <= 1 {
+            return f(1);
+        }
+        let class = &self.classes[(one_thread_ns.max(1.0).log2() as usize).saturating_sub(10).min(CLASSES - 1)];
+        let parties = class.pick(proposed);
+        let start = Instant::now();
+        let r = f(parties);
+        class.record(parties > 1, start.elapsed().as_nanos() as f64 / one_thread_ns.max(1.0));
+        r
+    }
+}
+
+impl Class {
+    fn pick(&self, proposed: usize) -> usize {
+        let (serial, split) = (f32::from_bits(self.serial.load(Ordering::Relaxed)), f32::from_bits(self.split.load(Ordering::Relaxed)));
+        let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        if split == 0.0 {
+            return proposed;
+        }
+        if serial == 0.0 {
+            return 1;
+        }
+        let (fast, slow, ratio) = if split <= serial { (proposed, 1, serial / split) } else { (1, proposed, split / serial) };
+        let every = (16.0 * ratio).clamp(16.0, 4096.0) as u32;
+        if n % every == 0 {
+            slow
+        } else {
+            fast
+        }
+    }
+
+    fn record(&self, split: bool, relative: f64) {
+        let slot = if split { &self.split } else { &self.serial };
+        let old = f32::from_bits(slot.load(Ordering::Relaxed));
+        let x = relative as f32;
+        // one sample moves the average an eighth of the way, and an outlier (a preempted run)
+        // at most by half of it
+        let new = if old == 0.0 { x } else { old + (x.min(4.0 * old) - old) / 8.0 };
+        slot.store(new.max(f32::MIN_POSITIVE).to_bits(), Ordering::Relaxed);
     }
 }
 
@@ -289,6 +378,25 @@ mod tests {
             });
             assert!(done.iter().all(|d| d.load(Ordering::Relaxed) == 1));
         }
+    }
+
+    #[test]
+    fn a_tuner_keeps_to_the_faster_choice_and_tries_the_other_now_and_then() {
+        let tuner = Tuner::new();
+        let class = &tuner.classes[0];
+        assert_eq!(class.pick(2), 2, "no measurement: the model's proposal");
+        class.record(true, 3.0);
+        assert_eq!(class.pick(2), 1, "then one thread, to compare");
+        class.record(false, 1.0);
+        // splitting measured 3x slower: one thread, except one call in 48
+        let picks: Vec<usize> = (0..480).map(|_| class.pick(2)).collect();
+        assert_eq!(picks.iter().filter(|&&p| p == 2).count(), 10);
+        // the split becomes faster (the load went away): it takes over
+        for _ in 0..40 {
+            class.record(true, 0.6);
+        }
+        let picks: Vec<usize> = (0..160).map(|_| class.pick(2)).collect();
+        assert!(picks.iter().filter(|&&p| p == 2).count() >= 150);
     }
 
     #[test]
