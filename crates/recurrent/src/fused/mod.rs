@@ -377,8 +377,8 @@ impl LstmSeq {
                 let (dh, dc) = (&mut chunk.dh, &mut chunk.dc);
                 if s > 0 && (s < t_n || self.need_h0) {
                     let t1 = t_n - s; // the step whose dz is complete
-                    // SAFETY: dz_{t+1} was completed in the previous step and is not written
-                    // before the next one (two buffers alternate).
+                                      // SAFETY: dz_{t+1} was completed in the previous step and is not written
+                                      // before the next one (two buffers alternate).
                     let a = unsafe { dzt[t1 % 2].read(0..n * m4) };
                     E::step_gemm(n, w, a, dh, false);
                 }

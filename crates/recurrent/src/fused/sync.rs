@@ -134,7 +134,7 @@ impl<S> Lockstep<S> {
                 std::hint::spin_loop();
                 spins += 1;
                 // reading the clock costs about as much as 50 spins
-                if spins % 64 == 0 && start.elapsed() > budget {
+                if spins.is_multiple_of(64) && start.elapsed() > budget {
                     yielding = true;
                 }
             }

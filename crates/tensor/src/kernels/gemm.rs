@@ -312,7 +312,29 @@ mod tests {
             let mut c = vec![0.0f32; m * n];
             let mut run = |par: gemm::Parallelism| {
                 // SAFETY: column-major operands of exactly these sizes.
-                unsafe { gemm::gemm(m, n, k, c.as_mut_ptr(), m as isize, 1, false, a.as_ptr(), m as isize, 1, b.as_ptr(), k as isize, 1, 1.0, 1.0, false, false, false, par) }
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        c.as_mut_ptr(),
+                        m as isize,
+                        1,
+                        false,
+                        a.as_ptr(),
+                        m as isize,
+                        1,
+                        b.as_ptr(),
+                        k as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        par,
+                    )
+                }
             };
             let (mut one, mut whole, mut two) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..5 {

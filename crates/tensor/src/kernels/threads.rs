@@ -24,8 +24,8 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -194,7 +194,7 @@ impl Class {
         }
         let (fast, slow, ratio) = if split <= serial { (proposed, 1, serial / split) } else { (1, proposed, split / serial) };
         let every = (16.0 * ratio).clamp(16.0, 4096.0) as u32;
-        if n % every == 0 {
+        if n.is_multiple_of(every) {
             slow
         } else {
             fast
