@@ -32,14 +32,16 @@ use std::time::Instant;
 static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Fixed cost of a region of `p` parties, per party beyond the first: waking a pool thread,
-/// handing it the task and closing the region. Measured around 15 µs on the 2-core machine
-/// when the pool thread sleeps (it spins briefly after a task, so back-to-back regions pay
-/// less); 25 µs leaves room for a busier machine.
+/// handing it the task and closing the region. The prior of the model, from `gemm.rs`'s
+/// `calibrate` on the 2-core machine under a moderate load: two threads took 20-40 µs more than
+/// half of one thread's time on products of 128³ to 256³. Under a heavy load the hand-over took
+/// 4-8 ms; the [`Tuner`]s notice that, the model does not try to.
 const FORK_NS: f64 = 25_000.0;
 
 /// Cost of one hand-over between parties that move in lockstep (a step's results published,
-/// the next step claimed): two cache-line transfers and the wait for the slower party. Measured
-/// near 1 µs per step with two running parties.
+/// the next step claimed): a few cache-line transfers and the wait for the slower party. A
+/// prior of the same kind: with it a 50-step sequence is proposed for two threads from about
+/// 290 µs of work (6 µs per step); W3's forward has 100 µs per step.
 const SYNC_NS: f64 = 1_500.0;
 
 /// A split must promise to save at least this fraction of the one-thread time: below that,
