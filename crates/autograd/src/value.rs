@@ -83,7 +83,7 @@ pub trait Value: Clone + Send + Sync + 'static {
         self.unary(UnaryOp::MulScalar(c))
     }
     /// A one-pass `g .* f'(x)` where the representation has one (raw tensors do, for relu,
-    /// tanh, sigmoid and exp); `None` makes the rule use its composed form.
+    /// tanh, sigmoid, exp and gelu); `None` makes the rule use its composed form.
     fn fused_unary_grad(_op: UnaryOp, _x: &Var, _y: &Var, _g: &Self) -> Option<Self> {
         None
     }
@@ -99,7 +99,7 @@ impl Value for Tensor {
     }
     fn fused_unary_grad(op: UnaryOp, x: &Var, y: &Var, g: &Tensor) -> Option<Tensor> {
         match op {
-            UnaryOp::Relu => Tensor::unary_grad(op, &x.data(), g, g),
+            UnaryOp::Relu | UnaryOp::Gelu => Tensor::unary_grad(op, &x.data(), g, g),
             UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Exp => Tensor::unary_grad(op, g, &y.data(), g),
             _ => None,
         }

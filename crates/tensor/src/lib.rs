@@ -53,7 +53,7 @@ pub use random::{normal_sample, seed, with_rng, DEFAULT_SEED};
 pub use reduce::ReduceOp;
 pub use shape::Shape;
 pub use tensor::{Elements, IntoStorage, Storage, StorageElement, Tensor};
-pub use unary::{relu, sigmoid, sign, softplus, UnaryOp};
+pub use unary::{gelu, gelu_deriv, relu, sigmoid, sign, softplus, UnaryOp};
 
 pub(crate) use tensor::dispatch;
 

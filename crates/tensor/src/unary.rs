@@ -2,6 +2,7 @@
 //! each has a numerically careful scalar form applied in one pass over contiguous memory.
 
 use crate::dtype::Element;
+use crate::kernels::vmath;
 use crate::shape::Shape;
 use crate::tensor::{Elements, StorageElement, Tensor};
 
@@ -61,6 +62,10 @@ pub enum UnaryOp {
     MaxScalar(f64),
     /// `min(x, c)`
     MinScalar(f64),
+    /// Flux's GELU, the tanh form `0.5x(1 + tanh(√(2/π)(x + 0.044715x³)))`, in one pass
+    Gelu,
+    /// The derivative of [`UnaryOp::Gelu`]
+    GeluDeriv,
 }
 
 impl UnaryOp {
@@ -94,6 +99,8 @@ impl UnaryOp {
             UnaryOp::RDivScalar(_) => "rdiv_scalar",
             UnaryOp::MaxScalar(_) => "max_scalar",
             UnaryOp::MinScalar(_) => "min_scalar",
+            UnaryOp::Gelu => "gelu",
+            UnaryOp::GeluDeriv => "gelu_deriv",
         }
     }
 
@@ -134,6 +141,8 @@ impl UnaryOp {
             UnaryOp::RDivScalar(c) => T::from_f64(c) / x,
             UnaryOp::MaxScalar(c) => x.maximum(T::from_f64(c)),
             UnaryOp::MinScalar(c) => x.minimum(T::from_f64(c)),
+            UnaryOp::Gelu => gelu(x),
+            UnaryOp::GeluDeriv => gelu_deriv(x),
         }
     }
 }
@@ -193,6 +202,46 @@ pub fn softplus<T: Element>(x: T) -> T {
     relu(x) + (-x.abs()).exp().ln_1p()
 }
 
+/// `√(2/π)` and the cubic coefficient of the tanh-form GELU.
+const GELU_C: f64 = 0.797_884_560_802_865_4;
+const GELU_A: f64 = 0.044_715;
+
+/// `e^{2u}` for the GELU's `u = √(2/π)(x + 0.044715x³)`.
+#[inline(always)]
+fn gelu_exp2u<T: Element>(x: T) -> T {
+    let c = T::from_f64(GELU_C);
+    (T::from_f64(2.0) * c * (x + T::from_f64(GELU_A) * x * x * x)).exp()
+}
+
+/// Flux's tanh-form GELU `0.5x(1 + tanh u)`, `u = √(2/π)(x + 0.044715x³)`, evaluated as the
+/// identical `x·σ(2u) = x / (1 + e^{-2u})` (no cancellation for negative `x`, which the tanh
+/// form loses to `1 + tanh u ≈ 0`). f32 tensors take a vectorised build of the same formula.
+///
+/// ```
+/// assert_eq!(flux_tensor::gelu(0.0f64), 0.0);
+/// assert!((flux_tensor::gelu(1.0f64) - 0.841_191_990_607_402).abs() < 1e-15);
+/// ```
+#[inline(always)]
+pub fn gelu<T: Element>(x: T) -> T {
+    x / (T::ONE + T::ONE / gelu_exp2u(x))
+}
+
+/// The derivative of [`gelu`]: `s + 2x·u'·s(1 - s)` with `s = σ(2u)` and
+/// `u' = √(2/π)(1 + 3·0.044715x²)`; `s` and `1 - s` are each computed directly, so neither
+/// cancels nor overflows.
+///
+/// ```
+/// assert_eq!(flux_tensor::gelu_deriv(0.0f64), 0.5);
+/// ```
+#[inline(always)]
+pub fn gelu_deriv<T: Element>(x: T) -> T {
+    let e = gelu_exp2u(x);
+    let s = T::ONE / (T::ONE + T::ONE / e);
+    let one_minus_s = T::ONE / (T::ONE + e);
+    let du = T::from_f64(GELU_C) * (T::ONE + T::from_f64(3.0 * GELU_A) * x * x);
+    s + T::from_f64(2.0) * x * du * s * one_minus_s
+}
+
 /// Maps `f` over a slice into a new vector: one pass, no bounds checks.
 #[inline(always)]
 pub(crate) fn map<T: Copy, U, F: Fn(T) -> U>(x: &[T], f: F) -> Vec<U> {
@@ -241,6 +290,19 @@ impl Tensor {
     /// assert_eq!(t.unary(UnaryOp::Sigmoid).item(), 0.5);
     /// ```
     pub fn unary(&self, op: UnaryOp) -> Tensor {
+        if let Elements::F32(x) = self.elements() {
+            // the vectorised f32 builds (the same formulas, a few ulps from libm's)
+            let f32_map = |f: fn(f32) -> f32, v: fn(&[f32]) -> Vec<f32>| match x {
+                [one] => Tensor::from_one(f(*one), self.shape().clone()),
+                _ => Tensor::from_typed(v(x), self.shape().clone()),
+            };
+            match op {
+                UnaryOp::Tanh => return f32_map(vmath::tanh, |x| vmath::map1(x, vmath::tanh)),
+                UnaryOp::Gelu => return f32_map(vmath::gelu, |x| vmath::map1(x, vmath::gelu)),
+                UnaryOp::GeluDeriv => return f32_map(vmath::gelu_deriv, |x| vmath::map1(x, vmath::gelu_deriv)),
+                _ => {}
+            }
+        }
         crate::dispatch!(self, |v: T| apply_typed::<T>(v, op, self.shape().clone()))
     }
 
@@ -259,7 +321,7 @@ impl Tensor {
 /// Functions with a one-pass gradient kernel: their derivative is cheap in terms of `x` or
 /// `y = f(x)`.
 fn has_grad_kernel(op: UnaryOp) -> bool {
-    matches!(op, UnaryOp::Relu | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Exp)
+    matches!(op, UnaryOp::Relu | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Exp | UnaryOp::Gelu)
 }
 
 /// `g * f'(x)` for an op with a grad kernel. `op` is a constant in the loops that call it, so
@@ -276,6 +338,7 @@ fn grad_one<T: Element>(op: UnaryOp, x: T, y: T, g: T) -> T {
         }
         UnaryOp::Tanh => g * (T::ONE - y * y),
         UnaryOp::Sigmoid => g * y * (T::ONE - y),
+        UnaryOp::Gelu => g * gelu_deriv(x),
         _ => g * y, // Exp
     }
 }
@@ -297,13 +360,14 @@ fn grad_typed<T: StorageElement>(op: UnaryOp, x: &[T], y: &[T], g: &[T], shape: 
         UnaryOp::Relu => go!(UnaryOp::Relu),
         UnaryOp::Tanh => go!(UnaryOp::Tanh),
         UnaryOp::Sigmoid => go!(UnaryOp::Sigmoid),
+        UnaryOp::Gelu => go!(UnaryOp::Gelu),
         _ => go!(UnaryOp::Exp),
     };
     Some(Tensor::from_typed(v, shape))
 }
 
 impl Tensor {
-    /// `g .* f'(x)` in one pass for `Relu`, `Tanh`, `Sigmoid` and `Exp` (given `x` and
+    /// `g .* f'(x)` in one pass for `Relu`, `Tanh`, `Sigmoid`, `Exp` and `Gelu` (given `x` and
     /// `y = f(x)`, all of one shape and dtype); `None` for other functions or mixed inputs.
     ///
     /// ```
@@ -318,6 +382,10 @@ impl Tensor {
             return None;
         }
         match (x.elements(), y.elements(), g.elements()) {
+            // gelu's derivative in the vectorised f32 build, as its forward
+            (Elements::F32(x), _, Elements::F32(gv)) if op == UnaryOp::Gelu && x.len() > 1 => {
+                Some(Tensor::from_typed(vmath::map2(x, gv, |x, g| g * vmath::gelu_deriv(x)), g.shape().clone()))
+            }
             (Elements::F32(x), Elements::F32(y), Elements::F32(gv)) => grad_typed(op, x, y, gv, g.shape().clone()),
             (Elements::F64(x), Elements::F64(y), Elements::F64(gv)) => grad_typed(op, x, y, gv, g.shape().clone()),
             _ => None,
@@ -493,6 +561,25 @@ mod tests {
     }
 
     #[test]
+    fn gelu_is_the_tanh_form_and_its_derivative() {
+        let c = (2.0 / std::f64::consts::PI).sqrt();
+        for x in [-30.0, -6.0, -1.3, -1e-3, 0.0, 0.4, 2.2, 9.0] {
+            let t = (c * (x + 0.044715 * x * x * x)).tanh();
+            let want = 0.5 * x * (1.0 + t);
+            let dwant = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x);
+            // the tanh form cancels for negative x: compare with an absolute floor
+            assert!((gelu(x) - want).abs() <= 1e-15 * (1.0 + want.abs()), "gelu({x})");
+            assert!((gelu_deriv(x) - dwant).abs() <= 1e-14, "gelu'({x})");
+        }
+        let x = Tensor::from_vec(vec![-2.0, -0.5, 0.0, 0.7, 3.0], &[5]).to_f32();
+        let (y64, d64) = (x.to_f64().unary(UnaryOp::Gelu), x.to_f64().unary(UnaryOp::GeluDeriv));
+        assert!(x.unary(UnaryOp::Gelu).to_f64().allclose(&y64, 1e-6, 1e-7));
+        let g = Tensor::ones(&[5]).to_f32();
+        let d = Tensor::unary_grad(UnaryOp::Gelu, &x, &x, &g).unwrap();
+        assert!(d.to_f64().allclose(&d64, 1e-6, 1e-7) && x.unary(UnaryOp::GeluDeriv).to_f64().allclose(&d64, 1e-6, 1e-7));
+    }
+
+    #[test]
     fn every_op_matches_its_scalar_form() {
         let xs = vec![0.3, 1.7, 2.5];
         let t = Tensor::from_vec(xs.clone(), &[3]);
@@ -520,6 +607,8 @@ mod tests {
             UnaryOp::RDivScalar(2.0),
             UnaryOp::MaxScalar(1.0),
             UnaryOp::MinScalar(1.0),
+            UnaryOp::Gelu,
+            UnaryOp::GeluDeriv,
         ];
         for op in ops {
             let got = t.unary(op).to_vec();

@@ -26,6 +26,8 @@ pub fn cases() -> Vec<Case> {
         (Tanh, "tanh"),
         (Sigmoid, "sigmoid"),
         (Softplus, "softplus"),
+        (Gelu, "gelu"),
+        (GeluDeriv, "gelu_deriv"),
         (Powi(3), "powi"),
         (AddScalar(1.5), "add_scalar"),
         (MulScalar(-2.0), "mul_scalar"),

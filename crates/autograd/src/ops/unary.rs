@@ -51,7 +51,24 @@ pub(crate) fn backward<V: Value>(op: UnaryOp, xv: &Var, yv: &Var, g: &V) -> Opti
         RDivScalar(_) => g.mul(&y()).div(&x()).neg(),
         MaxScalar(c) => g.mul_const(&xv.data().unary(AddScalar(-c)).unary(Step)),
         MinScalar(c) => g.mul_const(&xv.data().unary(RSubScalar(c)).unary(Step)),
+        Gelu => g.mul(&x().unary(GeluDeriv)),
+        GeluDeriv => g.mul(&gelu_second_derivative(&x())),
     })
+}
+
+/// `gelu''(x) = s(1-s)·(4u' + 12ac·x² + 4x·u'²(1 - 2s))` for `u = c(x + ax³)`, `s = σ(2u)`,
+/// `u' = c(1 + 3ax²)` (`c = √(2/π)`, `a = 0.044715`), composed from differentiable ops so
+/// that gelu is differentiable to any order (the first derivative is the fused `GeluDeriv`).
+fn gelu_second_derivative<V: Value>(x: &V) -> V {
+    use UnaryOp::*;
+    let (c, a) = ((2.0 / std::f64::consts::PI).sqrt(), 0.044715);
+    let x2 = x.mul(x);
+    let du = x2.scale(3.0 * a).unary(AddScalar(1.0)).scale(c);
+    let s = x.add(&x2.mul(x).scale(a)).scale(2.0 * c).unary(Sigmoid);
+    let s_one_minus_s = s.mul(&s.unary(RSubScalar(1.0)));
+    let one_minus_2s = s.scale(-2.0).unary(AddScalar(1.0));
+    let bracket = du.scale(4.0).add(&x2.scale(12.0 * a * c)).add(&x.mul(&du).mul(&du).mul(&one_minus_2s).scale(4.0));
+    s_one_minus_s.mul(&bracket)
 }
 
 /// Forward mode: the tangent of `y = op(x)` for an input tangent `t`, `t .* f'(x)` (`None`
@@ -218,4 +235,13 @@ unary_vars! {
     /// assert_eq!(flux_autograd::Var::scalar(4.0).recip().item(), 0.25);
     /// ```
     recip => UnaryOp::Recip;
+    /// Flux's GELU, the tanh form `0.5x(1 + tanh(√(2/π)(x + 0.044715x³)))`, as one fused op
+    /// (its derivative is the fused `UnaryOp::GeluDeriv`).
+    ///
+    /// ```
+    /// use flux_autograd::{gradient, Var};
+    /// assert_eq!(Var::scalar(0.0).gelu().item(), 0.0);
+    /// assert_eq!(gradient(|x: &Var| x.gelu(), &Var::scalar(0.0)).item(), 0.5);
+    /// ```
+    gelu => UnaryOp::Gelu;
 }

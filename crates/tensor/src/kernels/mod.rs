@@ -2,14 +2,16 @@
 //! `unsafe_code` elsewhere): the GEMM entry points, where handing raw pointers and strides to the
 //! `gemm` and `matrixmultiply` kernels, and writing products into uninitialised output buffers,
 //! is what a measurement pays for (see docs/design.md), `RunBuffer`, which fills im2col's
-//! column buffer with short row copies into reserved memory, and the thread pool's regions
-//! (`threads.rs`), whose pool tasks borrow the caller's closure until the region closes. Each
-//! public function here checks the lengths it relies on, and the element types are sealed, so no
-//! safe caller can make the kernels read or write out of bounds.
+//! column buffer with short row copies into reserved memory, the thread pool's regions
+//! (`threads.rs`), whose pool tasks borrow the caller's closure until the region closes, and the
+//! run-time choice of a SIMD build of the vectorised math (`vmath`). Each public function here
+//! checks the lengths it relies on, and the element types are sealed, so no safe caller can make
+//! the kernels read or write out of bounds.
 
 mod gemm;
 mod runs;
 mod threads;
+pub(crate) mod vmath;
 
 pub(crate) use gemm::batch_products;
 pub use gemm::{gemm_portable, GemmElement};

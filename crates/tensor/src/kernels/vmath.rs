@@ -1,0 +1,237 @@
+//! Vectorised f32 math: `exp`, `tanh` and the tanh-form GELU with its derivative, written
+//! branch-free (selects instead of branches, the exponent built from bits) so the compiler turns
+//! each map into SIMD code, where libm's scalar `expf`/`tanhf` calls cost a transformer's MLP a
+//! third of its time. Each function is accurate to a few ulps (tests compare with f64's std).
+//!
+//! The maps run through [`map1`]/[`map2`], which pick an AVX2 build of the same loop at run time
+//! where the CPU has it (8 lanes instead of SSE2's 4). Only plain `+ - * /` are used (no fused
+//! multiply-add), so both builds give bit-identical results.
+
+/// `1.5 · 2^23`: adding it to a float of magnitude below `2^22` rounds that float to an integer,
+/// which then sits in the low mantissa bits of the sum (the magic-number rounding trick).
+const ROUND_MAGIC: f32 = 12_582_912.0;
+/// The inputs beyond which `e^x` is no longer a normal finite f32 (clamped to these).
+const EXP_LO: f32 = -87.3;
+const EXP_HI: f32 = 88.3;
+/// `ln 2` in two parts (Cody and Waite): `n·LN2_HI` is exact for the `n` that occur.
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// `√(2/π)` and the cubic coefficient of the tanh-form GELU.
+const GELU_C: f32 = 0.797_884_6;
+const GELU_A: f32 = 0.044_715;
+
+/// `e^x` for `x` in `[EXP_LO, EXP_HI]` (callers clamp): `2^n · e^r` with `|r| ≤ ln2/2` and
+/// `e^r` from its Taylor polynomial of degree 7 (truncation below 6e-9 relative). NaN stays NaN.
+#[inline(always)]
+fn exp_clamped(x: f32) -> f32 {
+    let t = x * std::f32::consts::LOG2_E + ROUND_MAGIC;
+    let n = t - ROUND_MAGIC;
+    // the integer n is in t's low mantissa bits, offset by 2^22
+    let ni = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 / 5040.0;
+    let p = p * r + 1.0 / 720.0;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = p * r + 0.5;
+    let p = p * r + 1.0;
+    let p = p * r + 1.0;
+    let scale = f32::from_bits((ni.wrapping_add(127) << 23) as u32);
+    p * scale
+}
+
+/// Clamps to `[lo, hi]`, keeping NaN (the comparisons are false for it).
+#[inline(always)]
+fn clamp(x: f32, lo: f32, hi: f32) -> f32 {
+    let x = if x < lo { lo } else { x };
+    if x > hi {
+        hi
+    } else {
+        x
+    }
+}
+
+/// `e^x`: 0 below -87.3 (instead of subnormals), `e^88.3` above 88.3, NaN for NaN.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    let e = exp_clamped(clamp(x, EXP_LO, EXP_HI));
+    if x < EXP_LO {
+        0.0
+    } else {
+        e
+    }
+}
+
+/// `tanh x`: the odd Taylor series through `x^17` below |x| = 0.5 (truncation below 1e-8
+/// relative), `1 - 2/(e^{2|x|} + 1)` above (where the cancellation costs at most a factor 1.2),
+/// the sign put back last; exactly ±1 from |x| = 9.1.
+#[inline(always)]
+pub(crate) fn tanh(x: f32) -> f32 {
+    let a = x.abs();
+    let z = a * a;
+    let p = 6_404_582.0 / 10_854_718_875.0;
+    let p = p * z - 929_569.0 / 638_512_875.0;
+    let p = p * z + 21_844.0 / 6_081_075.0;
+    let p = p * z - 1_382.0 / 155_925.0;
+    let p = p * z + 62.0 / 2_835.0;
+    let p = p * z - 17.0 / 315.0;
+    let p = p * z + 2.0 / 15.0;
+    let p = p * z - 1.0 / 3.0;
+    let small = a + a * z * p;
+    let e = exp_clamped(clamp(2.0 * a, 0.0, 40.0));
+    let large = 1.0 - 2.0 / (e + 1.0);
+    let t = if a < 0.5 { small } else { large };
+    t.copysign(x)
+}
+
+/// `e^{-2u}` for the GELU's `u = √(2/π)(x + 0.044715x³)`, clamped to stay finite.
+#[inline(always)]
+fn gelu_exp(x: f32) -> f32 {
+    let u = x * (GELU_C + GELU_C * GELU_A * x * x);
+    exp_clamped(clamp(-2.0 * u, EXP_LO, EXP_HI))
+}
+
+/// Flux's tanh-form GELU `0.5x(1 + tanh u)`, evaluated as the identical `x·σ(2u) =
+/// x / (1 + e^{-2u})`: one exponential, and no cancellation for negative `x`.
+#[inline(always)]
+pub(crate) fn gelu(x: f32) -> f32 {
+    x / (1.0 + gelu_exp(x))
+}
+
+/// `gelu'(x) = s + 2x·u'·s(1-s)` with `s = σ(2u)` and `u' = √(2/π)(1 + 3·0.044715x²)`;
+/// `s(1-s)` is taken as `e·s²` (`e = e^{-2u}`), exact where `s` is near 1.
+#[inline(always)]
+pub(crate) fn gelu_deriv(x: f32) -> f32 {
+    let e = gelu_exp(x);
+    let s = 1.0 / (1.0 + e);
+    let du = GELU_C + 3.0 * GELU_C * GELU_A * x * x;
+    s + 2.0 * x * du * (e * s * s)
+}
+
+/// `f` over `x` into a new vector, in the widest build the CPU runs.
+#[inline(always)]
+pub(crate) fn map1(x: &[f32], f: impl Fn(f32) -> f32) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, the only requirement of `map1_avx2`.
+        return unsafe { map1_avx2(x, f) };
+    }
+    x.iter().map(|&v| f(v)).collect()
+}
+
+/// `f` over pairs of `a` and `b` (of one length) into a new vector, in the widest build.
+#[inline(always)]
+pub(crate) fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
+    assert_eq!(a.len(), b.len(), "map2: operands of {} and {} elements", a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, the only requirement of `map2_avx2`.
+        return unsafe { map2_avx2(a, b, f) };
+    }
+    a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn map1_avx2(x: &[f32], f: impl Fn(f32) -> f32) -> Vec<f32> {
+    x.iter().map(|&v| f(v)).collect()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn map2_avx2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
+    a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distance in units in the last place between an f32 and the f32 nearest the f64 truth.
+    fn ulps(got: f32, want: f64) -> u32 {
+        let w = want as f32;
+        if got == w {
+            return 0;
+        }
+        let key = |v: f32| {
+            let b = v.to_bits() as i32;
+            if b < 0 {
+                i32::MIN - b
+            } else {
+                b
+            }
+        };
+        key(got).abs_diff(key(w))
+    }
+
+    /// Every 97th f32 in `[lo, hi]` (stepping by bit patterns covers every binade evenly).
+    fn sweep(lo: f32, hi: f32) -> impl Iterator<Item = f32> {
+        let mut out = Vec::new();
+        for sign in [1.0f32, -1.0] {
+            let mut b = lo.to_bits();
+            while f32::from_bits(b) <= hi {
+                out.push(sign * f32::from_bits(b));
+                b += 97;
+            }
+        }
+        out.into_iter()
+    }
+
+    /// The f64 references, in the σ form (the tanh form cancels in f64 too for x < -5).
+    fn gelu64(x: f64) -> f64 {
+        x * s64(x)
+    }
+
+    fn s64(x: f64) -> f64 {
+        let u = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3));
+        1.0 / (1.0 + (-2.0 * u).exp())
+    }
+
+    fn gelu_deriv64(x: f64) -> f64 {
+        let du = (2.0 / std::f64::consts::PI).sqrt() * (1.0 + 3.0 * 0.044715 * x * x);
+        let s = s64(x);
+        s + 2.0 * x * du * s * (1.0 - s)
+    }
+
+    #[test]
+    fn exp_within_two_ulps() {
+        let worst = sweep(1e-8, 87.0).map(|x| ulps(exp(x), (x as f64).exp())).max().unwrap();
+        assert!(worst <= 2, "exp: {worst} ulps");
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-100.0), 0.0);
+        assert!(exp(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn tanh_within_three_ulps() {
+        let worst = sweep(1e-30, 20.0).map(|x| ulps(tanh(x), (x as f64).tanh())).max().unwrap();
+        assert!(worst <= 3, "tanh: {worst} ulps");
+        assert_eq!((tanh(0.0), tanh(-0.0).to_bits(), tanh(1e4), tanh(f32::NEG_INFINITY)), (0.0, (-0.0f32).to_bits(), 1.0, -1.0));
+        assert!(tanh(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn gelu_and_derivative_match_the_tanh_form() {
+        // relative accuracy where the value is not tiny; the exponent 2u carries |2u|·ulp of
+        // rounding, so the bound is relative to the function's own conditioning
+        for x in sweep(1e-20, 12.0) {
+            let (x64, y, d) = (x as f64, gelu(x) as f64, gelu_deriv(x) as f64);
+            let cond = 1.0 + (x64 * x64 * x64).abs() * 0.2;
+            assert!((y - gelu64(x64)).abs() <= 4e-7 * cond * gelu64(x64).abs() + 1e-30, "gelu({x}) = {y}, want {}", gelu64(x64));
+            assert!((d - gelu_deriv64(x64)).abs() <= 4e-7 * cond * (1.0 + x64.abs()), "gelu'({x}) = {d}, want {}", gelu_deriv64(x64));
+        }
+        assert_eq!((gelu(0.0), gelu(30.0), gelu_deriv(30.0)), (0.0, 30.0, 1.0));
+        assert!(gelu(-30.0) <= 0.0 && gelu(-30.0) > -1e-30 && gelu_deriv(-30.0).abs() < 1e-30);
+    }
+
+    #[test]
+    fn simd_and_scalar_builds_agree() {
+        let x: Vec<f32> = sweep(1e-3, 10.0).collect();
+        let scalar: Vec<f32> = x.iter().map(|&v| tanh(v)).collect();
+        assert_eq!(map1(&x, tanh), scalar);
+        let g: Vec<f32> = x.iter().map(|&v| v * 0.5).collect();
+        let scalar: Vec<f32> = x.iter().zip(&g).map(|(&v, &g)| g * gelu_deriv(v)).collect();
+        assert_eq!(map2(&x, &g, |v, g| g * gelu_deriv(v)), scalar);
+    }
+}
