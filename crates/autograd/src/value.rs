@@ -87,6 +87,11 @@ pub trait Value: Clone + Send + Sync + 'static {
     fn fused_unary_grad(_op: UnaryOp, _x: &Var, _y: &Var, _g: &Self) -> Option<Self> {
         None
     }
+    /// The softmax's backward rule in one pass where the representation has one (raw f32
+    /// tensors along the first dimension); `None` makes the rule use its composed form.
+    fn fused_softmax_grad(_y: &Self, _dim: usize, _g: &Self) -> Option<Self> {
+        None
+    }
     /// `self .* mask` for a constant mask (a derivative of a piecewise function).
     fn mul_const(&self, mask: &Tensor) -> Self {
         self.mul(&Self::constant(mask.clone()))
@@ -103,6 +108,9 @@ impl Value for Tensor {
             UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Exp => Tensor::unary_grad(op, g, &y.data(), g),
             _ => None,
         }
+    }
+    fn fused_softmax_grad(y: &Tensor, dim: usize, g: &Tensor) -> Option<Tensor> {
+        Tensor::softmax_grad(y, g, dim)
     }
     fn constant(t: Tensor) -> Tensor {
         t

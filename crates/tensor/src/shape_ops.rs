@@ -80,14 +80,18 @@ impl Tensor {
         let src_strides: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
         let shape = Shape::new(&out_dims);
         let n = self.numel();
+        // when the first dimension stays first, its elements are contiguous runs in both
+        // layouts: copy run by run (the odometer below then walks the other dimensions)
+        let first = usize::from(rank > 0 && n > 0 && src_strides[0] == 1);
+        let run = if first == 1 { out_dims[0] } else { 1 };
         Ok(crate::dispatch!(self, |v: T| {
             let mut out = Vec::with_capacity(n);
             if n > 0 {
                 let mut idx = vec![0usize; rank];
                 let mut off = 0usize;
-                for _ in 0..n {
-                    out.push(v[off]);
-                    for d in 0..rank {
+                for _ in 0..n / run {
+                    out.extend_from_slice(&v[off..off + run]);
+                    for d in first..rank {
                         idx[d] += 1;
                         off += src_strides[d];
                         if idx[d] < out_dims[d] {
@@ -359,6 +363,20 @@ mod tests {
                 assert_eq!(m.get(&[i, j]), t.get(&[j, i]));
             }
         }
+    }
+
+    #[test]
+    fn permute_keeping_the_first_dim_matches_get() {
+        // the run-by-run copy (first dimension kept) and the element walk, against `get`
+        let t = Tensor::randn(&[3, 2, 4, 2]);
+        for perm in [[0, 2, 1, 3], [0, 3, 2, 1], [2, 0, 3, 1]] {
+            let p = t.permute(&perm);
+            for i in 0..t.numel() {
+                let idx = [i % 3, i / 3 % 2, i / 6 % 4, i / 24];
+                assert_eq!(t.get(&idx), p.get(&perm.map(|d| idx[d])), "{perm:?} at {idx:?}");
+            }
+        }
+        assert_eq!(Tensor::scalar(2.0).permute(&[]).item(), 2.0);
     }
 
     #[test]

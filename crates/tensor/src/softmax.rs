@@ -3,7 +3,8 @@
 
 use crate::dtype::Element;
 use crate::error::{Result, TensorError};
-use crate::tensor::Tensor;
+use crate::kernels::vmath;
+use crate::tensor::{Elements, Tensor};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -68,6 +69,10 @@ impl Tensor {
         let inner: usize = self.shape()[..dim].iter().product();
         let n = self.shape()[dim];
         let outer: usize = self.shape()[dim + 1..].iter().product();
+        if let (Elements::F32(x), Kind::Softmax, 1, true) = (self.elements(), kind, inner, n > 0) {
+            // contiguous columns: the vectorised kernel
+            return Ok(Tensor::from_typed(vmath::softmax_columns(x, n), self.shape().clone()));
+        }
         Ok(crate::dispatch!(self, |v: T| Tensor::from_typed(kernel(v, inner, n, outer, kind), self.shape().clone())))
     }
 
@@ -79,6 +84,25 @@ impl Tensor {
     /// ```
     pub fn softmax(&self, dim: usize) -> Tensor {
         self.along("softmax", dim, Kind::Softmax).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The softmax's backward rule `y .* (g .- sum(g .* y, dims = dim))` in one fused kernel, for
+    /// the output `y` and its gradient `g` of one shape, f32, along the first dimension; `None`
+    /// otherwise (the caller composes the rule).
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// let y = Tensor::from_vec(vec![0.25, 0.75], &[2]).to_f32();
+    /// let g = Tensor::from_vec(vec![1.0, 0.0], &[2]).to_f32();
+    /// assert_eq!(Tensor::softmax_grad(&y, &g, 0).unwrap().to_vec(), vec![0.1875, -0.1875]);
+    /// ```
+    pub fn softmax_grad(y: &Tensor, g: &Tensor, dim: usize) -> Option<Tensor> {
+        match (y.elements(), g.elements()) {
+            (Elements::F32(yv), Elements::F32(gv)) if dim == 0 && y.rank() > 0 && y.shape() == g.shape() && y.shape()[0] > 0 => {
+                Some(Tensor::from_typed(vmath::softmax_grad_columns(yv, gv, y.shape()[0]), y.shape().clone()))
+            }
+            _ => None,
+        }
     }
 
     /// Log-softmax along `dim`, stable for large inputs.
@@ -105,6 +129,18 @@ mod tests {
             assert!(x.softmax(dim).allclose(&want, 1e-12, 1e-14));
             assert!(x.log_softmax(dim).allclose(&want.ln(), 1e-12, 1e-12));
         }
+    }
+
+    #[test]
+    fn f32_columns_match_f64() {
+        let x = Tensor::randn(&[7, 3, 2]);
+        let g = Tensor::randn(&[7, 3, 2]);
+        let y = x.softmax(0);
+        assert!(x.to_f32().softmax(0).to_f64().allclose(&y, 1e-6, 1e-7));
+        let want = &y * &(&g - &(&g * &y).sum_dims(&[0]));
+        let got = Tensor::softmax_grad(&y.to_f32(), &g.to_f32(), 0).unwrap();
+        assert!(got.to_f64().allclose(&want, 1e-5, 1e-6));
+        assert!(Tensor::softmax_grad(&y, &g, 0).is_none() && Tensor::softmax_grad(&y.to_f32(), &g.to_f32(), 1).is_none());
     }
 
     #[test]

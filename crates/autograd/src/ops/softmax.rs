@@ -9,6 +9,9 @@ use crate::var::Var;
 
 /// `dx = y .* (g .- sum(g .* y, dims))`.
 pub(crate) fn softmax_backward<V: Value>(y: &V, dim: usize, g: &V) -> V {
+    if let Some(d) = V::fused_softmax_grad(y, dim, g) {
+        return d;
+    }
     let s = g.mul(y).reduce(ReduceOp::Sum, &[dim]);
     g.sub(&s).mul(y)
 }
