@@ -111,12 +111,8 @@ impl Layer for LayerNorm {
         if shape.rank() == 0 || shape[0] != n {
             return Err(LayerError::InputShape { layer: self.to_string(), got: shape.to_vec(), expected: format!("[{n}] or [{n}, N] (features first)") });
         }
-        let x = &crate::cast_like(x, &self.scale);
-        let mu = x.mean_dims(&[0]);
-        let centred = x - &mu;
-        let var = centred.powi(2).mean_dims(&[0]);
-        let xhat = centred / (var + self.eps).sqrt();
-        Ok(xhat * &self.scale + &self.bias)
+        // one fused op (forward and backward each a few passes per column)
+        Ok(crate::cast_like(x, &self.scale).try_layernorm(&self.scale, &self.bias, self.eps)?)
     }
 
     fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

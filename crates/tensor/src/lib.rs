@@ -30,6 +30,7 @@ mod dtype;
 mod error;
 #[allow(unsafe_code)]
 mod kernels;
+mod layernorm;
 mod linalg;
 mod matmul;
 mod ops;

@@ -384,7 +384,7 @@ impl Tensor {
         match (x.elements(), y.elements(), g.elements()) {
             // gelu's derivative in the vectorised f32 build, as its forward
             (Elements::F32(x), _, Elements::F32(gv)) if op == UnaryOp::Gelu && x.len() > 1 => {
-                Some(Tensor::from_typed(vmath::map2(x, gv, |x, g| g * vmath::gelu_deriv(x)), g.shape().clone()))
+                Some(Tensor::from_typed(vmath::map2(x, gv, vmath::gelu_grad), g.shape().clone()))
             }
             (Elements::F32(x), Elements::F32(y), Elements::F32(gv)) => grad_typed(op, x, y, gv, g.shape().clone()),
             (Elements::F64(x), Elements::F64(y), Elements::F64(gv)) => grad_typed(op, x, y, gv, g.shape().clone()),

@@ -105,6 +105,11 @@ pub fn cases() -> Vec<Case> {
     v.push(Case::new("affine", "[3, 4]·[4, 2, 2] .+ [3]", vec![randn(&[3, 4]), randn(&[4, 2, 2]), randn(&[3])], |x| {
         Var::affine(&x[0], &x[1], &x[2]).unwrap().tanh()
     }));
+    // layer normalisation as one op, with respect to the input, scale and bias together
+    for shape in [&[4][..], &[4, 3][..], &[3, 2, 2][..]] {
+        let n = shape[0];
+        v.push(Case::new("layernorm", format!("{shape:?}"), vec![randn(shape), randn(&[n]), randn(&[n])], |x| x[0].layernorm(&x[1], &x[2], 1e-3)));
+    }
     v.push(Case::new("batched_matmul", "[2, 3, 2]·[3, 2, 2]", vec![randn(&[2, 3, 2]), randn(&[3, 2, 2])], |x| x[0].matmul(&x[1]).tanh()));
     v.push(Case::new("batched_matmul", "transposed", vec![randn(&[3, 2, 2]), randn(&[2, 3, 2])], |x| x[0].bmm_t(&x[1], true, true).tanh()));
 

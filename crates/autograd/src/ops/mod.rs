@@ -5,6 +5,7 @@ pub mod arith;
 pub mod checkpoint;
 pub mod conv;
 pub mod custom;
+pub mod layernorm;
 pub mod linalg;
 pub mod matmul;
 pub mod operators;
