@@ -1,12 +1,12 @@
 //! Vectorised f32 math: `exp`, `tanh`, the tanh-form GELU with its derivative, and softmax
-//! along contiguous columns with its gradient, written
-//! branch-free (selects instead of branches, the exponent built from bits) so the compiler turns
-//! each map into SIMD code, where libm's scalar `expf`/`tanhf` calls cost a transformer's MLP a
-//! third of its time. Each function is accurate to a few ulps (tests compare with f64's std).
+//! along contiguous columns with its gradient, written branch-free (selects instead of branches,
+//! the exponent built from bits) so the compiler turns each map into SIMD code, where libm's
+//! scalar `expf`/`tanhf` calls cost a transformer's MLP a third of its time. Each function is
+//! accurate to a few ulps (tests compare with f64's std).
 //!
-//! The maps run through [`map1`]/[`map2`], which pick an AVX2 build of the same loop at run time
-//! where the CPU has it (8 lanes instead of SSE2's 4). Only plain `+ - * /` are used (no fused
-//! multiply-add), so both builds give bit-identical results.
+//! The loops run in an AVX-512 or AVX2 build picked at run time where the CPU has one (16 or 8
+//! lanes instead of SSE2's 4). Only plain `+ - * /` are used (no fused multiply-add), so every
+//! build gives bit-identical results.
 
 /// `1.5 · 2^23`: adding it to a float of magnitude below `2^22` rounds that float to an integer,
 /// which then sits in the low mantissa bits of the sum (the magic-number rounding trick).
@@ -126,6 +126,11 @@ pub(crate) fn gelu_grad(x: f32, g: f32) -> f32 {
 #[inline(always)]
 pub(crate) fn map1(x: &[f32], f: impl Fn(f32) -> f32) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, the only requirement of `map1_avx512`.
+        return unsafe { map1_avx512(x, f) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, the only requirement of `map1_avx2`.
         return unsafe { map1_avx2(x, f) };
@@ -138,6 +143,11 @@ pub(crate) fn map1(x: &[f32], f: impl Fn(f32) -> f32) -> Vec<f32> {
 #[inline(always)]
 pub(crate) fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "map2: operands of {} and {} elements", a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, the only requirement of `map2_avx512`.
+        return unsafe { map2_avx512(a, b, f) };
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, the only requirement of `map2_avx2`.
@@ -172,6 +182,11 @@ fn map2_in(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
 pub(crate) fn softmax_columns(x: &[f32], n: usize) -> Vec<f32> {
     assert!(n > 0 && x.len().is_multiple_of(n), "softmax_columns: {} elements in columns of {n}", x.len());
     #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, the only requirement of `softmax_columns_avx512`.
+        return unsafe { softmax_columns_avx512(x, n) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, the only requirement of `softmax_columns_avx2`.
         return unsafe { softmax_columns_avx2(x, n) };
@@ -183,6 +198,11 @@ pub(crate) fn softmax_columns(x: &[f32], n: usize) -> Vec<f32> {
 /// along columns of `[n, m]`), two passes per column.
 pub(crate) fn softmax_grad_columns(y: &[f32], g: &[f32], n: usize) -> Vec<f32> {
     assert!(n > 0 && y.len() == g.len() && y.len().is_multiple_of(n), "softmax_grad_columns: {} and {} elements in columns of {n}", y.len(), g.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, the only requirement of `softmax_grad_columns_avx512`.
+        return unsafe { softmax_grad_columns_avx512(y, g, n) };
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, the only requirement of `softmax_grad_columns_avx2`.
@@ -260,8 +280,20 @@ fn softmax_columns_avx2(x: &[f32], n: usize) -> Vec<f32> {
 }
 
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn softmax_columns_avx512(x: &[f32], n: usize) -> Vec<f32> {
+    softmax_columns_in(x, n)
+}
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn softmax_grad_columns_avx2(y: &[f32], g: &[f32], n: usize) -> Vec<f32> {
+    softmax_grad_columns_in(y, g, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn softmax_grad_columns_avx512(y: &[f32], g: &[f32], n: usize) -> Vec<f32> {
     softmax_grad_columns_in(y, g, n)
 }
 
@@ -272,8 +304,20 @@ fn map1_avx2(x: &[f32], f: impl Fn(f32) -> f32) -> Vec<f32> {
 }
 
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn map1_avx512(x: &[f32], f: impl Fn(f32) -> f32) -> Vec<f32> {
+    map1_in(x, f)
+}
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn map2_avx2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
+    map2_in(a, b, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn map2_avx512(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
     map2_in(a, b, f)
 }
 
@@ -384,6 +428,7 @@ mod tests {
 
     #[test]
     fn simd_and_scalar_builds_agree() {
+        // (whichever build this CPU runs, against the plain loop)
         let x: Vec<f32> = sweep(1e-3, 10.0).collect();
         let scalar: Vec<f32> = x.iter().map(|&v| tanh(v)).collect();
         assert_eq!(map1(&x, tanh), scalar);
