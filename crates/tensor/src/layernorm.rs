@@ -102,7 +102,12 @@ impl Tensor {
     pub fn try_layernorm_grad(x: &Tensor, scale: &Tensor, g: &Tensor, eps: f64) -> Result<(Tensor, Tensor, Tensor)> {
         check(x, scale, &[], "layernorm_grad")?;
         if g.shape() != x.shape() || g.dtype() != x.dtype() {
-            return Err(TensorError::ShapeMismatch { op: "layernorm_grad", lhs: x.shape().to_vec(), rhs: g.shape().to_vec(), reason: "the gradient must have the input's shape and dtype".into() });
+            return Err(TensorError::ShapeMismatch {
+                op: "layernorm_grad",
+                lhs: x.shape().to_vec(),
+                rhs: g.shape().to_vec(),
+                reason: "the gradient must have the input's shape and dtype".into(),
+            });
         }
         let (xs, ss) = (x.shape().clone(), scale.shape().clone());
         Ok(match (x.elements(), scale.elements(), g.elements()) {
