@@ -11,14 +11,10 @@ use std::cell::Cell;
 use flux_tensor::Tensor;
 
 use crate::idmap::IdMap;
-
+use crate::positions::Positions;
 use crate::tape;
 use crate::value::Value;
 use crate::var::Var;
-
-/// Where a node stands in the sort: on a path to a target (with its position in the order),
-/// or not.
-type Positions = IdMap<Option<u32>>;
 
 /// The buffers of one reverse pass. They are kept per thread between calls (up to a size), so
 /// differentiating a long graph again does not pay for growing, and page-faulting in, fresh
@@ -132,8 +128,8 @@ impl Scratch {
         self.stack.clear();
         self.tensors.clear();
         self.vars.clear();
+        self.pos.reset();
         if self.pos.capacity() <= KEEP_AT_MOST && self.tensors.grads.capacity() <= KEEP_AT_MOST && self.vars.grads.capacity() <= KEEP_AT_MOST {
-            self.pos.clear();
             SCRATCH.with(|s| s.set(Some(self)));
         }
     }
@@ -149,19 +145,19 @@ fn topo<'a>(root: &'a Var, targets: &Targets, pos: &mut Positions, order: &mut V
         if expanded {
             let mut r = false;
             if let Some(op) = v.op() {
-                op.for_each_input(|x| r |= matches!(pos.get(&x.id()), Some(Some(_))));
+                op.for_each_input(|x| r |= pos.position(x.id()).is_some());
             }
-            pos.insert(id, r.then_some(order.len() as u32));
+            pos.place(id, r.then_some(order.len() as u32));
             if r {
                 order.push(v);
             }
             continue;
         }
-        if pos.contains_key(&id) {
+        if pos.seen(id) {
             continue;
         }
         if targets.contains(id) {
-            pos.insert(id, Some(order.len() as u32));
+            pos.place(id, Some(order.len() as u32));
             order.push(v);
             continue;
         }
@@ -169,14 +165,12 @@ fn topo<'a>(root: &'a Var, targets: &Targets, pos: &mut Positions, order: &mut V
             Some(op) if v.is_tracked() => {
                 stack.push((v, true));
                 op.for_each_input(|x| {
-                    if x.is_tracked() && !pos.contains_key(&x.id()) {
+                    if x.is_tracked() && !pos.seen(x.id()) {
                         stack.push((x, false));
                     }
                 });
             }
-            _ => {
-                pos.insert(id, None);
-            }
+            _ => pos.place(id, None),
         }
     }
 }
@@ -210,7 +204,7 @@ fn propagate<V: Value>(
         }
         let op = v.op().expect("a relevant node that is not a target was computed by an op");
         inputs.clear();
-        op.for_each_input(|x| inputs.push(pos.get(&x.id()).copied().flatten()));
+        op.for_each_input(|x| inputs.push(pos.position(x.id())));
         needs.clear();
         needs.extend(inputs.iter().map(Option::is_some));
         input_grads.clear();
@@ -238,6 +232,7 @@ pub(crate) fn backward(root: &Var, targets: &[Var], create_graph: bool, seed: Op
     let mut scratch = Scratch::take();
     let mut order: Vec<&Var> = lend(std::mem::take(&mut scratch.order));
     let mut stack: Vec<(&Var, bool)> = lend(std::mem::take(&mut scratch.stack));
+    scratch.pos.start(root.id());
     topo(root, &ids, &mut scratch.pos, &mut order, &mut stack);
     let out = if order.is_empty() {
         vec![None; targets.len()]

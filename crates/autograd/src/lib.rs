@@ -46,6 +46,7 @@ mod gradient;
 mod idmap;
 mod op;
 mod ops;
+mod positions;
 mod tape;
 mod value;
 mod var;

@@ -102,6 +102,7 @@ impl Op {
     }
 
     /// Calls `f` on each input, in order.
+    #[inline]
     pub(crate) fn for_each_input<'a>(&'a self, mut f: impl FnMut(&'a Var)) {
         match self {
             Op::Unary(_, x)
@@ -134,6 +135,7 @@ impl Op {
         }
     }
 
+    #[inline]
     pub(crate) fn any_input_tracked(&self) -> bool {
         let mut any = false;
         self.for_each_input(|x| any |= x.is_tracked());
