@@ -137,8 +137,12 @@ impl Deref for Shape {
 }
 
 impl PartialEq for Shape {
+    /// Compares in place: a call to `memcmp` for a few dimensions costs more than the loop
+    /// (this runs on every elementwise op, also on scalars).
+    #[inline]
     fn eq(&self, other: &Shape) -> bool {
-        self.dims() == other.dims()
+        let (a, b) = (self.dims(), other.dims());
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
     }
 }
 impl Eq for Shape {}
