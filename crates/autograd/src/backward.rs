@@ -175,18 +175,10 @@ fn topo<'a>(root: &'a Var, targets: &Targets, pos: &mut Positions, order: &mut V
     }
 }
 
-/// Walks `order` backwards from `root` (its last entry), returning the gradient of each target
-/// that was reached, by the target's place. Gradients live in `bufs.grads` (empty on entry),
-/// indexed by position in the order.
-fn propagate<V: Value>(
-    root: &Var,
-    seed: Option<&Var>,
-    order: &[&Var],
-    pos: &Positions,
-    targets: &Targets,
-    n_targets: usize,
-    bufs: &mut Buffers<V>,
-) -> Vec<Option<V>> {
+/// Walks `order` backwards from `root` (its last entry), handing each target that is reached
+/// its gradient (`emit(place of the target, gradient)`). Gradients live in `bufs.grads` (empty
+/// on entry), indexed by position in the order.
+fn propagate<V: Value>(root: &Var, seed: Option<&Var>, order: &[&Var], pos: &Positions, targets: &Targets, bufs: &mut Buffers<V>, mut emit: impl FnMut(usize, V)) {
     let Buffers { grads, inputs, needs, input_grads } = bufs;
     grads.resize_with(order.len(), || None);
     let start = match seed {
@@ -194,12 +186,10 @@ fn propagate<V: Value>(
         None => V::constant(root.data().ones_like()),
     };
     *grads.last_mut().expect("the root is in the order") = Some(start);
-    let mut out: Vec<Option<V>> = Vec::with_capacity(n_targets);
-    out.resize_with(n_targets, || None);
     for (i, v) in order.iter().enumerate().rev() {
         let Some(g) = grads[i].take() else { continue };
         if let Some(t) = targets.index(v.id()) {
-            out[t] = Some(g);
+            emit(t, g);
             continue;
         }
         let op = v.op().expect("a relevant node that is not a target was computed by an op");
@@ -219,7 +209,6 @@ fn propagate<V: Value>(
             }
         }
     }
-    out
 }
 
 /// Gradients of `root` with respect to each target, in the targets' order (`None` for a
@@ -228,23 +217,38 @@ fn propagate<V: Value>(
 /// the result is the vector-Jacobian product `seedᵀ·J`, differentiable in the seed too when
 /// the pass records. With `create_graph` the gradients are recorded Vars.
 pub(crate) fn backward(root: &Var, targets: &[Var], create_graph: bool, seed: Option<&Var>) -> Vec<Option<Var>> {
+    let mut out = vec![None; targets.len()];
+    backward_into(root, targets, create_graph, seed, &mut out);
+    out
+}
+
+/// [`backward`] for one target, without a vector for the result (`gradient`'s usual case).
+pub(crate) fn backward_one(root: &Var, target: &Var, create_graph: bool, seed: Option<&Var>) -> Option<Var> {
+    let mut out = [None];
+    backward_into(root, std::slice::from_ref(target), create_graph, seed, &mut out);
+    let [g] = out;
+    g
+}
+
+/// [`backward`] writing into `out` (one entry per target, all `None` on entry).
+fn backward_into(root: &Var, targets: &[Var], create_graph: bool, seed: Option<&Var>, out: &mut [Option<Var>]) {
     let ids = Targets::new(targets);
     let mut scratch = Scratch::take();
     let mut order: Vec<&Var> = lend(std::mem::take(&mut scratch.order));
     let mut stack: Vec<(&Var, bool)> = lend(std::mem::take(&mut scratch.stack));
     scratch.pos.start(root.id());
     topo(root, &ids, &mut scratch.pos, &mut order, &mut stack);
-    let out = if order.is_empty() {
-        vec![None; targets.len()]
-    } else if create_graph {
-        let _on = tape::Resume::new();
-        propagate::<Var>(root, seed, &order, &scratch.pos, &ids, targets.len(), &mut scratch.vars)
-    } else {
-        let _off = tape::Pause::new();
-        propagate::<Tensor>(root, seed, &order, &scratch.pos, &ids, targets.len(), &mut scratch.tensors).into_iter().map(|t| t.map(Var::constant)).collect()
-    };
+    // an empty order: the root reaches no target, and every gradient stays `None`
+    if !order.is_empty() {
+        if create_graph {
+            let _on = tape::Resume::new();
+            propagate::<Var>(root, seed, &order, &scratch.pos, &ids, &mut scratch.vars, |t, g| out[t] = Some(g));
+        } else {
+            let _off = tape::Pause::new();
+            propagate::<Tensor>(root, seed, &order, &scratch.pos, &ids, &mut scratch.tensors, |t, g| out[t] = Some(Var::constant(g)));
+        }
+    }
     scratch.order = unlend(order);
     scratch.stack = unlend::<_, (usize, bool)>(stack);
     scratch.give_back();
-    out
 }

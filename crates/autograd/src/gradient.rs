@@ -9,7 +9,7 @@ use std::ops::Index;
 
 use flux_tensor::Tensor;
 
-use crate::backward::backward;
+use crate::backward::{backward, backward_one};
 use crate::error::AutogradError;
 use crate::forward;
 use crate::tape;
@@ -70,7 +70,17 @@ pub(crate) fn gradients_impl(f: impl FnOnce(&[Var]) -> Var, xs: &[Var], create_g
 /// assert_eq!(d2f(&Var::scalar(2.0)).item(), 6.0);
 /// ```
 pub fn gradient(f: impl Fn(&Var) -> Var, x: &Var) -> Var {
-    gradients_impl(|xs| f(&xs[0]), std::slice::from_ref(x), records(), "gradient").1.remove(0)
+    // `gradients_impl` for one argument, with no vectors (a scalar second derivative is a
+    // handful of ops, where each allocation shows)
+    let create_graph = records();
+    let leaf = leaf_for(x, create_graph);
+    let _depth = tape::Depth::enter();
+    let y = {
+        let _rec = tape::Resume::new();
+        f(&leaf)
+    };
+    check_scalar("gradient", &y);
+    backward_one(&y, &leaf, create_graph, None).unwrap_or_else(|| Var::constant(leaf.data().zeros_like()))
 }
 
 /// Like [`gradient`], but always records the backward pass, so the result is tracked even at
