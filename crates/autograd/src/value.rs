@@ -176,7 +176,7 @@ impl Value for Var {
         v.clone()
     }
     fn constant(t: Tensor) -> Var {
-        Var::constant(t)
+        Var::temporary(t)
     }
     fn tensor(&self) -> Tensor {
         self.data()

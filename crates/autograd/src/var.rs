@@ -34,8 +34,9 @@ pub(crate) struct Node {
     pub(crate) kind: Kind,
 }
 
-/// Where a node keeps its value: computed values never change, so only leaves (params, and
-/// constants that a loader or `Recur` may overwrite) pay for a lock.
+/// Where a node keeps its value: computed values, the points `gradient` differentiates at and
+/// temporaries never change, so only params and constants (which a loader or `Recur` may
+/// overwrite) pay for a lock.
 enum Slot {
     Fixed(Tensor),
     Mutable(RwLock<Tensor>),
@@ -103,8 +104,30 @@ pub struct Var(pub(crate) Arc<Node>);
 
 impl Var {
     fn make(value: Tensor, op: Option<Op>, kind: Kind) -> Var {
-        let value = if op.is_some() { Slot::Fixed(value) } else { Slot::Mutable(RwLock::new(value)) };
+        let fixed = op.is_some() || kind == Kind::Leaf;
+        Var::make_in(if fixed { Slot::Fixed(value) } else { Slot::Mutable(RwLock::new(value)) }, op, kind)
+    }
+
+    #[inline]
+    fn make_in(value: Slot, op: Option<Op>, kind: Kind) -> Var {
         Var(Arc::new(Node { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), value, op, kind }))
+    }
+
+    /// An untracked value that nothing will overwrite (a backward rule's constant, an untracked
+    /// result inside a gradient call): read without a lock.
+    pub(crate) fn temporary(t: Tensor) -> Var {
+        Var::make_in(Slot::Fixed(t), None, Kind::Constant)
+    }
+
+    /// The untracked result of an op: a [`Var::temporary`] inside a gradient call, else a
+    /// constant, which (made outside, as a buffer or an initial state may be) stays writable.
+    #[inline]
+    fn untracked(value: Tensor) -> Var {
+        if tape::depth() > 0 {
+            Var::temporary(value)
+        } else {
+            Var::constant(value)
+        }
     }
 
     /// An untracked value.
@@ -145,7 +168,7 @@ impl Var {
         if tape::recording() && op.any_input_tracked() {
             Var::make(value, Some(op), Kind::Op)
         } else {
-            Var::constant(value)
+            Var::untracked(value)
         }
     }
 
@@ -154,14 +177,14 @@ impl Var {
     #[cold]
     fn from_op_forward(value: Tensor, op: Op) -> Var {
         if !tape::recording() {
-            return Var::constant(value);
+            return Var::untracked(value);
         }
         if op.any_input_tracked() {
             let y = Var::make(value, Some(op), Kind::Op);
             forward::propagate(y.op().expect("just recorded"), &y);
             y
         } else {
-            let y = Var::constant(value);
+            let y = Var::untracked(value);
             forward::propagate(&op, &y);
             y
         }
@@ -261,7 +284,7 @@ impl Var {
     pub fn set_data_unchecked(&self, t: Tensor) {
         match &self.0.value {
             Slot::Mutable(l) => *l.write().unwrap_or_else(|e| e.into_inner()) = t,
-            Slot::Fixed(_) => panic!("set_data: only a leaf (a param or constant) can change its value in place"),
+            Slot::Fixed(_) => panic!("set_data: only a param or a constant (not a computed value) can change its value in place"),
         }
     }
 
