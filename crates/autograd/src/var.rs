@@ -2,6 +2,7 @@
 //! stable identity; a constant is untracked; every operation on a tracked value records its
 //! inputs in the result, and the graph is freed when the last `Var` pointing into it drops.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -13,6 +14,30 @@ use crate::op::Op;
 use crate::tape;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Ids are handed out to each thread in blocks, so making a value costs no atomic operation.
+/// Within a thread, values made later have larger ids.
+const ID_BLOCK: u64 = 1024;
+
+thread_local! {
+    /// The next id of this thread's block and the block's end.
+    static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+#[inline]
+fn fresh_id() -> u64 {
+    IDS.with(|ids| {
+        let (next, end) = ids.get();
+        if next < end {
+            ids.set((next + 1, end));
+            next
+        } else {
+            let start = NEXT_ID.fetch_add(ID_BLOCK, Ordering::Relaxed);
+            ids.set((start + 1, start + ID_BLOCK));
+            start
+        }
+    })
+}
 
 /// What a node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +135,7 @@ impl Var {
 
     #[inline]
     fn make_in(value: Slot, op: Option<Op>, kind: Kind) -> Var {
-        Var(Arc::new(Node { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), value, op, kind }))
+        Var(Arc::new(Node { id: fresh_id(), value, op, kind }))
     }
 
     /// An untracked value that nothing will overwrite (a backward rule's constant, an untracked
@@ -196,9 +221,15 @@ impl Var {
         Var::make(value, Some(op), Kind::Op)
     }
 
-    /// The id the next value made will have at least: values made later have larger ids.
+    /// The id the next value made on this thread will have at least: values this thread makes
+    /// later have larger ids (another thread's may not).
     pub(crate) fn next_id() -> u64 {
-        NEXT_ID.load(Ordering::Relaxed)
+        let (next, end) = IDS.with(Cell::get);
+        if next < end {
+            next
+        } else {
+            NEXT_ID.load(Ordering::Relaxed)
+        }
     }
 
     /// Stable identity of this value (what `Params` and `Grads` key on).

@@ -15,7 +15,9 @@ use crate::var::Var;
 pub(crate) type Recompute = Arc<dyn Fn(&Var) -> Var + Send + Sync>;
 
 /// The tracked values made before `start` that `y`'s graph reaches (through values made from
-/// `start` on): what a recomputation of `y` depends on, and so the checkpoint's inputs.
+/// `start` on), and the tracked leaves it reaches: what a recomputation of `y` depends on, and
+/// so the checkpoint's inputs. (Ids order the values one thread makes; a leaf made on another
+/// thread may have a larger id than `start` and still be an input.)
 fn frontier(y: &Var, start: u64, x: &Var) -> Vec<Var> {
     let mut out = vec![x.clone()];
     let mut seen = IdSet::default();
@@ -23,7 +25,7 @@ fn frontier(y: &Var, start: u64, x: &Var) -> Vec<Var> {
     let mut stack = vec![y.clone()];
     let mut inner = IdSet::default();
     while let Some(v) = stack.pop() {
-        if v.id() < start {
+        if v.id() < start || v.is_leaf() {
             if v.is_tracked() && seen.insert(v.id()) {
                 out.push(v);
             }
