@@ -176,3 +176,51 @@ fn gradient_inside_no_grad_still_differentiates() {
     let gs = no_grad(|| gradient_params(|| &w * &w, &params![&w]));
     assert_eq!(gs[&w].item(), 6.0);
 }
+
+#[test]
+fn values_from_other_threads_are_found_whatever_their_ids() {
+    // ids are handed to threads in blocks: a param made on another thread after this thread's
+    // graph began has a larger id than values of that graph, and one made far earlier lies far
+    // below them; both must be found by the reverse pass and by a checkpoint
+    let x = param(0.5);
+    let filler: Vec<Var> = (0..3000).map(|i| Var::scalar(i as f64)).collect();
+    drop(filler);
+    let start = &x * 1.0;
+    let w = std::thread::spawn(|| (0..5000).map(|_| param(2.0)).last().unwrap()).join().unwrap();
+    assert!(w.id() > start.id());
+    let f = || {
+        let h = checkpoint(
+            {
+                let w = w.clone();
+                move |h: &Var| (&w * h).sin()
+            },
+            &start,
+        );
+        (&h * &w).sum()
+    };
+    let gs = gradient_params(f, &params![&x, &w]);
+    let (xv, wv) = (0.5f64, 2.0f64);
+    // f = w sin(w x)
+    assert!((gs[&x].item() - wv * wv * (wv * xv).cos()).abs() < 1e-12);
+    assert!((gs[&w].item() - ((wv * xv).sin() + wv * xv * (wv * xv).cos())).abs() < 1e-12);
+}
+
+#[test]
+fn constants_stay_writable_and_gradient_temporaries_are_values() {
+    let c = Var::scalar(1.0) * 2.0;
+    c.set_data(Tensor::scalar(5.0));
+    assert_eq!(c.item(), 5.0);
+    let seen = std::sync::Mutex::new(None);
+    let g = gradient(
+        |x: &Var| {
+            let k = Var::scalar(3.0) * 2.0; // untracked, inside a gradient call
+            *seen.lock().unwrap() = Some(k.clone());
+            x * &k
+        },
+        &Var::scalar(1.0),
+    );
+    assert_eq!(g.item(), 6.0);
+    let k = seen.into_inner().unwrap().unwrap();
+    assert!(!k.is_tracked());
+    assert_eq!(k.item(), 6.0);
+}
