@@ -178,7 +178,15 @@ fn topo<'a>(root: &'a Var, targets: &Targets, pos: &mut Positions, order: &mut V
 /// Walks `order` backwards from `root` (its last entry), handing each target that is reached
 /// its gradient (`emit(place of the target, gradient)`). Gradients live in `bufs.grads` (empty
 /// on entry), indexed by position in the order.
-fn propagate<V: Value>(root: &Var, seed: Option<&Var>, order: &[&Var], pos: &Positions, targets: &Targets, bufs: &mut Buffers<V>, mut emit: impl FnMut(usize, V)) {
+fn propagate<V: Value>(
+    root: &Var,
+    seed: Option<&Var>,
+    order: &[&Var],
+    pos: &Positions,
+    targets: &Targets,
+    bufs: &mut Buffers<V>,
+    mut emit: impl FnMut(usize, V),
+) {
     let Buffers { grads, inputs, needs, input_grads } = bufs;
     grads.resize_with(order.len(), || None);
     let start = match seed {
