@@ -11,10 +11,6 @@ use crate::tensor::StorageElement;
 /// tall-skinny `[321, 1600]·[1600, 1024]` weight gradient of W3; f64 does half the lanes.
 const F32_MACS_PER_NS: f64 = 120.0;
 
-/// The products' splits, checked against the clock.
-#[cfg(feature = "gemm")]
-static TUNER: threads::Tuner = threads::Tuner::new();
-
 /// The predicted one-thread time of a product of `m·n·k` multiply-adds, and the threads the
 /// cost model gives it (see [`threads::parties_for`]).
 fn gemm_threads(m: usize, n: usize, k: usize, elem_bytes: usize) -> (f64, usize) {
@@ -123,8 +119,11 @@ macro_rules! impl_kernels {
                 let (brs, bcs) = strides(k, n, tb);
                 #[cfg(feature = "gemm")]
                 {
-                    let (one_thread_ns, proposed) = gemm_threads(m, n, k, std::mem::size_of::<$t>());
-                    TUNER.run(one_thread_ns, proposed, |threads| {
+                    // The cost model alone decides: a Tuner here (as the fused LSTM has) locked
+                    // W1's n = 512 product into one thread in 3 of 3 runs on a quiet machine
+                    // (254 instead of 489 GFLOP/s) and W2's batch 256 lost its second thread.
+                    let threads = gemm_threads(m, n, k, std::mem::size_of::<$t>()).1;
+                    {
                         let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
                         // SAFETY: every index the strides reach in a (m×k) and b (k×n), each
                         // column-major or transposed in place, is below m·k and k·n, which
@@ -134,7 +133,7 @@ macro_rules! impl_kernels {
                         unsafe {
                             gemm::gemm(m, n, k, c, m as isize, 1, accumulate, a.as_ptr(), acs, ars, b.as_ptr(), bcs, brs, 1.0, 1.0, false, false, false, par);
                         }
-                    });
+                    }
                 }
                 #[cfg(not(feature = "gemm"))]
                 {

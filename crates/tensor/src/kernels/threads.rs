@@ -12,7 +12,7 @@
 //!   weighs the work's time on one thread against what splitting costs (handing tasks to the
 //!   pool, and a hand-over per step for work that moves in lockstep), with constants measured
 //!   on a 2-core AMD EPYC (Zen 4) and written down in docs/design.md.
-//! - **Measured as it runs.** A split the model proposes is checked against the clock: a
+//! - **Measured as it runs.** A split the model proposes for the fused LSTM is checked against the clock: a
 //!   [`Tuner`] per op family times its parallel and one-thread runs per size class and keeps to
 //!   whichever is faster on this machine under its present load (a busy machine can make the
 //!   hand-over to a second core cost milliseconds), trying the other again now and then.
