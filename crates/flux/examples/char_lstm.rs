@@ -15,6 +15,9 @@
 
 use std::time::Instant;
 
+#[path = "common/sampling.rs"]
+mod sampling;
+
 use flux::prelude::*;
 use flux::tensor::rand::rngs::StdRng;
 use flux::tensor::rand::{Rng, SeedableRng};
@@ -118,15 +121,7 @@ fn main() {
         }
         for _ in 0..400 {
             let p = softmax(&(logits.take().expect("primed") * (1.0 / temperature))).to_vec();
-            let mut u: f64 = rng.random();
-            let mut next = v - 1;
-            for (i, pi) in p.iter().enumerate() {
-                if u < *pi {
-                    next = i;
-                    break;
-                }
-                u -= pi;
-            }
+            let next = sampling::draw(&p, &mut rng);
             out.push(vocab[next]);
             logits = Some(model.forward(&Var::from(onehot(next, v))));
         }

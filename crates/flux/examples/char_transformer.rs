@@ -19,6 +19,9 @@
 
 use std::time::Instant;
 
+#[path = "common/sampling.rs"]
+mod sampling;
+
 use flux::prelude::*;
 use flux::tensor::rand::rngs::StdRng;
 use flux::tensor::rand::{Rng, SeedableRng};
@@ -173,15 +176,7 @@ fn sample(model: &CharTransformer, corpus: &Corpus, seq: usize, prompt: &str, n:
             let logits = model.logits(context, context.len(), 1);
             let last = logits.reshape(&[v, context.len()]).select(1, context.len() - 1);
             let p = softmax(&(last * (1.0 / temperature))).to_vec();
-            let mut u: f64 = rng.random();
-            let mut next = v - 1;
-            for (i, pi) in p.iter().enumerate() {
-                if u < *pi {
-                    next = i;
-                    break;
-                }
-                u -= pi;
-            }
+            let next = sampling::draw(&p, rng);
             ids.push(next);
         }
     });
