@@ -151,7 +151,10 @@ impl Data {
         match storage {
             Storage::F32(v) if v.len() == 1 => Data::F32(v[0]),
             Storage::F64(v) if v.len() == 1 => Data::F64(v[0]),
-            s => Data::Shared(Arc::new(s)),
+            s => {
+                crate::kernels::tune_malloc();
+                Data::Shared(Arc::new(s))
+            }
         }
     }
 
@@ -218,6 +221,7 @@ impl Tensor {
         if v.len() == 1 {
             return Tensor::from_one(v[0], shape);
         }
+        crate::kernels::tune_malloc();
         Tensor { data: Data::Shared(Arc::new(T::wrap(v))), shape }
     }
 

@@ -3,17 +3,20 @@
 //! `gemm` and `matrixmultiply` kernels, and writing products into uninitialised output buffers,
 //! is what a measurement pays for (see docs/design.md), `RunBuffer`, which fills im2col's
 //! column buffer with short row copies into reserved memory, the thread pool's regions
-//! (`threads.rs`), whose pool tasks borrow the caller's closure until the region closes, and the
-//! run-time choice of a SIMD build of the vectorised math (`vmath`). Each public function here
+//! (`threads.rs`), whose pool tasks borrow the caller's closure until the region closes, the
+//! run-time choice of a SIMD build of the vectorised math (`vmath`), and one call of glibc's
+//! `mallopt` (`malloc.rs`). Each public function here
 //! checks the lengths it relies on, and the element types are sealed, so no safe caller can make
 //! the kernels read or write out of bounds.
 
 mod gemm;
+mod malloc;
 mod runs;
 mod threads;
 pub(crate) mod vmath;
 
 pub(crate) use gemm::batch_products;
 pub use gemm::{gemm_portable, GemmElement};
+pub(crate) use malloc::tune_once as tune_malloc;
 pub(crate) use runs::RunBuffer;
 pub use threads::{num_threads, parties_for, run_parties, set_num_threads, Tuner};
