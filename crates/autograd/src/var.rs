@@ -291,7 +291,9 @@ impl Var {
 
     /// Replaces the value of a leaf in place (what `update` and dtype conversion use). The shape
     /// may change only through [`Var::set_data_unchecked`]. Panics for non-leaves or a shape
-    /// change: recorded results must keep the value they were computed with.
+    /// change: recorded results must keep the value they were computed with. Also panics for
+    /// the values a gradient call fixes while it runs (its own input leaf, and results of
+    /// untracked ops made inside it), which it reads without a lock.
     ///
     /// ```
     /// let w = flux_autograd::param(2.0);
