@@ -11,13 +11,13 @@ use crate::tensor::StorageElement;
 /// tall-skinny `[321, 1600]·[1600, 1024]` weight gradient of W3; f64 does half the lanes.
 const F32_MACS_PER_NS: f64 = 120.0;
 
-/// The predicted one-thread time of a product of `m·n·k` multiply-adds, and the threads the
-/// cost model gives it (see [`threads::parties_for`]).
-fn gemm_threads(m: usize, n: usize, k: usize, elem_bytes: usize) -> (f64, usize) {
+/// The threads the cost model gives a product of `m·n·k` multiply-adds (see
+/// [`threads::parties_for`]), from its predicted one-thread time.
+fn gemm_threads(m: usize, n: usize, k: usize, elem_bytes: usize) -> usize {
     let rate = F32_MACS_PER_NS * 4.0 / elem_bytes as f64;
     let one_thread_ns = m as f64 * n as f64 * k as f64 / rate;
     // each thread takes whole blocks of the output: no more threads than blocks
-    (one_thread_ns, threads::parties_for(one_thread_ns, 0, n.div_ceil(16).max(m.div_ceil(48))))
+    threads::parties_for(one_thread_ns, 0, n.div_ceil(16).max(m.div_ceil(48)))
 }
 
 /// Element types with a GEMM kernel: `f32` and `f64`. Sealed, like [`Element`](crate::Element):
@@ -122,7 +122,7 @@ macro_rules! impl_kernels {
                     // The cost model alone decides: a Tuner here (as the fused LSTM has) locked
                     // W1's n = 512 product into one thread in 3 of 3 runs on a quiet machine
                     // (254 instead of 489 GFLOP/s) and W2's batch 256 lost its second thread.
-                    let threads = gemm_threads(m, n, k, std::mem::size_of::<$t>()).1;
+                    let threads = gemm_threads(m, n, k, std::mem::size_of::<$t>());
                     {
                         let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
                         // SAFETY: every index the strides reach in a (m×k) and b (k×n), each
@@ -349,7 +349,7 @@ mod tests {
                 macs / one / 1e3,
                 whole / one,
                 two / one,
-                gemm_threads(m, n, k, 4).1
+                gemm_threads(m, n, k, 4)
             );
         }
         // a region whose caller waits until the pool's party has entered: the hand-over itself
