@@ -27,6 +27,8 @@ pub(crate) enum Op {
     BroadcastTo(Var),
     /// `op(a) · op(b)` for matrices (`ops/matmul.rs`).
     MatmulT(Var, Var, bool, bool),
+    /// `op(A) · x` for a matrix and a vector, giving a vector (`ops/matmul.rs`).
+    MatVec(Var, Var, bool),
     /// `w · x .+ b`, a Dense layer's pre-activation in one pass (`ops/matmul.rs`).
     Affine(Var, Var, Var),
     /// Batched `op(a_i) · op(b_i)` (`ops/matmul.rs`).
@@ -79,6 +81,7 @@ impl Op {
             Op::SumTo(_) => "sum_to",
             Op::BroadcastTo(_) => "broadcast_to",
             Op::MatmulT(..) => "matmul",
+            Op::MatVec(..) => "matvec",
             Op::Affine(..) => "affine",
             Op::BmmT(..) => "batched_matmul",
             Op::Reshape(_) => "reshape",
@@ -121,7 +124,7 @@ impl Op {
             | Op::Inv(x)
             | Op::Det(x)
             | Op::LogDet(x) => f(x),
-            Op::Binary(_, a, b) | Op::MatmulT(a, b, _, _) | Op::BmmT(a, b, _, _) | Op::Solve(a, b, _) => {
+            Op::Binary(_, a, b) | Op::MatmulT(a, b, _, _) | Op::MatVec(a, b, _) | Op::BmmT(a, b, _, _) | Op::Solve(a, b, _) => {
                 f(a);
                 f(b)
             }
@@ -162,7 +165,7 @@ impl Op {
             | Op::Inv(x)
             | Op::Det(x)
             | Op::LogDet(x) => f(x),
-            Op::Binary(_, a, b) | Op::MatmulT(a, b, _, _) | Op::BmmT(a, b, _, _) | Op::Solve(a, b, _) => {
+            Op::Binary(_, a, b) | Op::MatmulT(a, b, _, _) | Op::MatVec(a, b, _) | Op::BmmT(a, b, _, _) | Op::Solve(a, b, _) => {
                 f(a);
                 f(b)
             }
@@ -188,6 +191,7 @@ impl Op {
             Op::SumTo(x) => grads.push(Some(g.broadcast_to(&x.shape()))),
             Op::BroadcastTo(x) => grads.push(Some(g.sum_to(&x.shape()))),
             Op::MatmulT(a, b, ta, tb) => grads.extend(matmul::matmul_backward(&V::of(a), &V::of(b), *ta, *tb, g, needs)),
+            Op::MatVec(a, x, ta) => grads.extend(matmul::matvec_backward(&V::of(a), &V::of(x), *ta, g, needs)),
             Op::Affine(w, x, b) => grads.extend(matmul::affine_backward(&V::of(w), &V::of(x), &b.shape(), g, needs)),
             Op::BmmT(a, b, ta, tb) => grads.extend(matmul::bmm_backward(&V::of(a), &V::of(b), *ta, *tb, g, needs)),
             Op::Reshape(x) => grads.push(Some(g.reshape(&x.shape()))),
@@ -223,6 +227,7 @@ impl Op {
             Op::SumTo(_) => Some(arith::sum_to_tangent(out, t(0)?)),
             Op::BroadcastTo(_) => Some(arith::broadcast_to_tangent(out, t(0)?)),
             Op::MatmulT(a, b, ta, tb) => matmul::matmul_tangent(a, b, *ta, *tb, t(0), t(1)),
+            Op::MatVec(a, x, ta) => matmul::matvec_tangent(a, x, *ta, t(0), t(1)),
             Op::Affine(w, x, _) => matmul::affine_tangent(w, x, t(0), t(1), t(2)),
             Op::BmmT(a, b, ta, tb) => matmul::bmm_tangent(a, b, *ta, *tb, t(0), t(1)),
             Op::Reshape(_) => Some(t(0)?.reshape(&out.shape())),

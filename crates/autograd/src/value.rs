@@ -39,6 +39,8 @@ pub trait Value: Clone + Send + Sync + 'static {
     fn broadcast_to(&self, shape: &[usize]) -> Self;
     /// Matrix product with optional transposes, for 2-d operands.
     fn matmul_t(&self, other: &Self, ta: bool, tb: bool) -> Self;
+    /// Matrix-vector product `op(self)·x`, `self` 2-d and `x` 1-d, giving a vector.
+    fn matvec_t(&self, x: &Self, ta: bool) -> Self;
     /// Batched matrix product with optional transposes, for 3-d operands.
     fn bmm_t(&self, other: &Self, ta: bool, tb: bool) -> Self;
     /// Reshape.
@@ -142,6 +144,9 @@ impl Value for Tensor {
     fn matmul_t(&self, other: &Tensor, ta: bool, tb: bool) -> Tensor {
         Tensor::matmul_t(self, other, ta, tb)
     }
+    fn matvec_t(&self, x: &Tensor, ta: bool) -> Tensor {
+        Tensor::matvec_t(self, x, ta)
+    }
     fn bmm_t(&self, other: &Tensor, ta: bool, tb: bool) -> Tensor {
         Tensor::bmm_t(self, other, ta, tb)
     }
@@ -175,6 +180,15 @@ impl Value for Var {
     fn of(v: &Var) -> Var {
         v.clone()
     }
+    /// tanh and sigmoid as one recorded op of the gradient and the output (instead of three),
+    /// which keeps the graphs of nested derivatives and tangents short.
+    fn fused_unary_grad(op: UnaryOp, _x: &Var, y: &Var, g: &Var) -> Option<Var> {
+        match op {
+            UnaryOp::Tanh => Some(g.binary(y, BinaryOp::TanhGrad)),
+            UnaryOp::Sigmoid => Some(g.binary(y, BinaryOp::SigmoidGrad)),
+            _ => None,
+        }
+    }
     fn constant(t: Tensor) -> Var {
         Var::temporary(t)
     }
@@ -204,6 +218,9 @@ impl Value for Var {
     }
     fn matmul_t(&self, other: &Var, ta: bool, tb: bool) -> Var {
         Var::matmul_t(self, other, ta, tb)
+    }
+    fn matvec_t(&self, x: &Var, ta: bool) -> Var {
+        Var::matvec_t(self, x, ta)
     }
     fn bmm_t(&self, other: &Var, ta: bool, tb: bool) -> Var {
         Var::bmm_t(self, other, ta, tb)

@@ -40,6 +40,11 @@ pub enum BinaryOp {
     Le,
     /// `a == b`
     Eq,
+    /// `a .* (1 - b²)`: the backward of `tanh` from its output `b` and the gradient `a`, one
+    /// op where the composed form records three (nested derivatives stay short).
+    TanhGrad,
+    /// `a .* b .* (1 - b)`: the backward of `sigmoid` from its output `b` and the gradient `a`.
+    SigmoidGrad,
 }
 
 impl BinaryOp {
@@ -62,6 +67,8 @@ impl BinaryOp {
             BinaryOp::Lt => "lt",
             BinaryOp::Le => "le",
             BinaryOp::Eq => "eq",
+            BinaryOp::TanhGrad => "tanh_grad",
+            BinaryOp::SigmoidGrad => "sigmoid_grad",
         }
     }
 
@@ -86,6 +93,8 @@ impl BinaryOp {
             BinaryOp::Lt => flag(a < b),
             BinaryOp::Le => flag(a <= b),
             BinaryOp::Eq => flag(a == b),
+            BinaryOp::TanhGrad => a * (T::ONE - b * b),
+            BinaryOp::SigmoidGrad => a * b * (T::ONE - b),
         }
     }
 }

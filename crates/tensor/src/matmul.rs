@@ -110,6 +110,40 @@ impl Tensor {
     }
 }
 
+impl Tensor {
+    /// `op(A)·x` for a matrix `A` (transposed when `ta` is set, without a copy) and a vector
+    /// `x`: a vector. Panics on bad shapes (see [`Tensor::try_matvec_t`]).
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]); // [1 3; 2 4]
+    /// assert_eq!(a.matvec_t(&Tensor::ones(&[2]), true).to_vec(), vec![3.0, 7.0]);
+    /// ```
+    pub fn matvec_t(&self, x: &Tensor, ta: bool) -> Tensor {
+        self.try_matvec_t(x, ta).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Fallible [`Tensor::matvec_t`]: the error names both shapes.
+    ///
+    /// ```
+    /// use flux_tensor::Tensor;
+    /// let e = Tensor::zeros(&[2, 3]).try_matvec_t(&Tensor::zeros(&[2]), false).unwrap_err();
+    /// assert!(e.to_string().contains("[2, 3] and [2]"));
+    /// ```
+    pub fn try_matvec_t(&self, x: &Tensor, ta: bool) -> Result<Tensor> {
+        if self.rank() != 2 || x.rank() != 1 {
+            return Err(TensorError::ShapeMismatch {
+                op: "matvec",
+                lhs: self.shape().to_vec(),
+                rhs: x.shape().to_vec(),
+                reason: "matvec takes a matrix and a vector".into(),
+            });
+        }
+        let c = self.try_matmul_t(x, ta, false)?;
+        Ok(c.reshape(&[c.shape()[0]]))
+    }
+}
+
 fn mismatch(a: &Tensor, b: &Tensor, k1: usize, k2: usize) -> TensorError {
     TensorError::ShapeMismatch { op: "matmul", lhs: a.shape().to_vec(), rhs: b.shape().to_vec(), reason: format!("inner dimensions differ ({k1} vs {k2})") }
 }

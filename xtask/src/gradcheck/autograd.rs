@@ -61,6 +61,11 @@ pub fn cases() -> Vec<Case> {
             v.push(Case::new(name, format!("{sa:?} with {sb:?}"), vec![randn(sa), b], move |x| x[0].binary(&x[1], op)));
         }
     }
+    for (op, name) in [(BinaryOp::TanhGrad, "tanh_grad"), (BinaryOp::SigmoidGrad, "sigmoid_grad")] {
+        for (sa, sb) in [(&[2, 3][..], &[2, 3][..]), (&[2, 3][..], &[2][..])] {
+            v.push(Case::new(name, format!("{sa:?} with {sb:?}"), vec![randn(sa), randn(sb)], move |x| x[0].binary(&x[1], op)));
+        }
+    }
     v.push(Case::new("pow", "[2, 3] .^ [2]", vec![positive(&[2, 3]), randn(&[2])], |x| x[0].pow(&x[1])));
     for (op, name) in [(BinaryOp::Max, "max"), (BinaryOp::Min, "min")] {
         // keep the two inputs apart so the step never swaps which one wins
@@ -83,6 +88,10 @@ pub fn cases() -> Vec<Case> {
     // matrix products in every shape combination, including transposed flags and batches
     v.push(Case::new("matmul", "[3, 4]·[4, 2]", vec![randn(&[3, 4]), randn(&[4, 2])], |x| x[0].matmul(&x[1]).tanh()));
     v.push(Case::new("matmul", "[3, 4]·[4]", vec![randn(&[3, 4]), randn(&[4])], |x| x[0].matmul(&x[1]).tanh()));
+    for ta in [false, true] {
+        let sa = if ta { [4, 3] } else { [3, 4] };
+        v.push(Case::new("matvec", format!("transposed {ta}"), vec![randn(&sa), randn(&[4])], move |x| x[0].matvec_t(&x[1], ta).tanh()));
+    }
     v.push(Case::new("matmul", "[3, 4]·[4, 2, 2]", vec![randn(&[3, 4]), randn(&[4, 2, 2])], |x| x[0].matmul(&x[1]).tanh()));
     for (ta, tb) in [(true, false), (false, true), (true, true)] {
         v.push(Case::new("matmul", format!("transposed {ta} {tb}"), vec![randn(&[3, 3]), randn(&[3, 3])], move |x| x[0].matmul_t(&x[1], ta, tb).sin()));

@@ -25,6 +25,13 @@ fn scaled_partials<V: Value>(op: BinaryOp, av: &Var, bv: &Var, yv: &Var, ga: Opt
             (ga.map(|g| g.mul_const(&mask)), gb.map(|g| g.mul_const(&mask.unary(UnaryOp::RSubScalar(1.0)))))
         }
         Gt | Ge | Lt | Le | Eq => (None, None),
+        // y = a(1 - b²): ∂y/∂a = 1 - b² (the same op again), ∂y/∂b = -2ab
+        TanhGrad => (ga.map(|g| g.binary(&b(), TanhGrad)), gb.map(|g| g.mul(&a().mul(&b())).scale(-2.0))),
+        // y = ab(1 - b): ∂y/∂a = b(1 - b) (the same op again), ∂y/∂b = a(1 - 2b)
+        SigmoidGrad => (
+            ga.map(|g| g.binary(&b(), SigmoidGrad)),
+            gb.map(|g| g.mul(&a().mul(&b().scale(-2.0).unary(UnaryOp::AddScalar(1.0))))),
+        ),
     }
 }
 

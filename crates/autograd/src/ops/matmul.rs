@@ -42,6 +42,18 @@ fn sum(a: Option<Var>, b: Option<Var>) -> Option<Var> {
     }
 }
 
+/// Gradients of `y = op(A)·x` for a vector `x`: `dA = g·xᵀ` (`x·gᵀ` for `Aᵀ`), and
+/// `dx = op(A)ᵀ·g`, itself a matrix-vector product, so no gradient needs a reshape.
+pub(crate) fn matvec_backward<V: Value>(a: &V, x: &V, ta: bool, g: &V, needs: &[bool]) -> [Option<V>; 2] {
+    let da = needs[0].then(|| if ta { x.matmul_t(g, false, true) } else { g.matmul_t(x, false, true) });
+    [da, needs[1].then(|| a.matvec_t(g, !ta))]
+}
+
+/// Forward mode of `y = op(A)·x`: `op(Ȧ)·x + op(A)·ẋ`.
+pub(crate) fn matvec_tangent(a: &Var, x: &Var, ta: bool, da: Option<&Var>, dx: Option<&Var>) -> Option<Var> {
+    sum(da.map(|da| da.matvec_t(x, ta)), dx.map(|dx| a.matvec_t(dx, ta)))
+}
+
 /// Gradients of `y = w·x .+ b`: `dw = g·xᵀ`, `dx = wᵀ·g`, `db = sum(g, dims = 2)`.
 pub(crate) fn affine_backward<V: Value>(w: &V, x: &V, bshape: &[usize], g: &V, needs: &[bool]) -> [Option<V>; 3] {
     [needs[0].then(|| g.matmul_t(x, false, true)), needs[1].then(|| w.matmul_t(g, true, false)), needs[2].then(|| g.sum_to(bshape))]
@@ -95,7 +107,7 @@ impl Var {
         let check = || self.data().try_matmul(&other.data()).map(|_| ());
         match (sa.rank(), sb.rank()) {
             (2, 2) => self.try_matmul_t(other, false, false),
-            (2, 1) if sa[1] == sb[0] => Ok(self.matmul_t(&other.reshape(&[sb[0], 1]), false, false).reshape(&[sa[0]])),
+            (2, 1) => self.try_matvec_t(other, false),
             (1, 2) if sb[0] == 1 => Ok(self.reshape(&[sa[0], 1]).matmul_t(other, false, false)),
             (2, r) if r >= 3 && sa[1] == sb[0] => {
                 let rest: usize = sb[1..].iter().product();
@@ -131,6 +143,33 @@ impl Var {
         let (a, b) = crate::ops::arith::promote(self, other);
         let value = a.data().try_matmul_t(&b.data(), ta, tb)?;
         Ok(Var::from_op(value, Op::MatmulT(a, b, ta, tb)))
+    }
+
+    /// `op(A)·x` for a matrix `A` (transposed when `ta` is set) and a vector `x`: a vector,
+    /// recorded as one op (the matrix-vector case of [`Var::matmul`]).
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// use flux_tensor::Tensor;
+    /// let a = Var::from(Tensor::ones(&[3, 2]));
+    /// assert_eq!(a.matvec_t(&Var::from(Tensor::ones(&[3])), true).to_vec(), vec![3.0, 3.0]);
+    /// ```
+    pub fn matvec_t(&self, x: &Var, ta: bool) -> Var {
+        self.try_matvec_t(x, ta).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Fallible [`Var::matvec_t`]: the error names both shapes.
+    ///
+    /// ```
+    /// use flux_autograd::Var;
+    /// use flux_tensor::Tensor;
+    /// let e = Var::from(Tensor::ones(&[2, 3])).try_matvec_t(&Var::from(Tensor::ones(&[2])), false).unwrap_err();
+    /// assert!(e.to_string().contains("[2, 3] and [2]"));
+    /// ```
+    pub fn try_matvec_t(&self, x: &Var, ta: bool) -> Result<Var, TensorError> {
+        let (a, x) = crate::ops::arith::promote(self, x);
+        let value = a.data().try_matvec_t(&x.data(), ta)?;
+        Ok(Var::from_op(value, Op::MatVec(a, x, ta)))
     }
 
     /// `w·x .+ b` (a Dense layer's pre-activation) with the bias added inside the product:

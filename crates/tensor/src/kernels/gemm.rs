@@ -2,7 +2,7 @@
 //! products) or `matrixmultiply` as the portable fallback, over column-major operands whose
 //! transposes are passed as strides, never copied.
 
-use crate::kernels::threads;
+use crate::kernels::{gemv, threads};
 use crate::tensor::StorageElement;
 
 /// Multiply-adds per nanosecond of one thread of the `gemm` crate's kernels, for the cost
@@ -111,6 +111,17 @@ macro_rules! impl_kernels {
                         // SAFETY: c is valid for m·n writes (the caller's contract).
                         unsafe { std::ptr::write_bytes(c, 0, mn) };
                     }
+                    return;
+                }
+                if (m == 1 || n == 1) && mn * k <= gemv::GEMV_MAX_MACS {
+                    if !accumulate {
+                        // SAFETY: c is valid for m·n writes (the caller's contract).
+                        unsafe { std::ptr::write_bytes(c, 0, mn) };
+                    }
+                    // SAFETY: c is valid for reads and writes of m·n elements, all initialised
+                    // now, and nothing else accesses them during the call (the caller's contract).
+                    let c = unsafe { std::slice::from_raw_parts_mut(c, mn) };
+                    gemv::gemv_acc(m, n, k, a, ta, b, tb, c);
                     return;
                 }
                 // m, n, k >= 1 from here on: a holds m·k elements and b k·n (checked), c m·n (the

@@ -10,6 +10,7 @@
 //! the kernels read or write out of bounds.
 
 mod gemm;
+mod gemv;
 mod malloc;
 mod runs;
 mod threads;
