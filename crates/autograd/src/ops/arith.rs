@@ -1,7 +1,7 @@
 //! Broadcasting arithmetic (`+ - * /`, `pow`, `max`, `min`, comparisons) and the two shape
 //! adjoints that broadcasting needs: `sum_to` and `broadcast_to`.
 
-use flux_tensor::{BinaryOp, TensorError, UnaryOp};
+use flux_tensor::{BinaryOp, Tensor, TensorError, UnaryOp};
 
 use crate::op::Op;
 use crate::value::Value;
@@ -69,14 +69,18 @@ pub(crate) fn broadcast_to_tangent(y: &Var, t: &Var) -> Var {
     t.broadcast_to(&y.shape())
 }
 
-/// Both operands in the wider dtype (Julia's promotion), through a recorded cast.
-pub(crate) fn promote(a: &Var, b: &Var) -> (Var, Var) {
-    let (da, db) = (a.dtype(), b.dtype());
-    if da == db {
-        (a.clone(), b.clone())
+/// Both operands in the wider dtype (Julia's promotion), through a recorded cast, with their
+/// values: each value is read once (a parameter's behind a lock) for the dtype check and the
+/// kernel both.
+pub(crate) fn promote(a: &Var, b: &Var) -> (Var, Var, Tensor, Tensor) {
+    let (ta, tb) = (a.data(), b.data());
+    if ta.dtype() == tb.dtype() {
+        (a.clone(), b.clone(), ta, tb)
     } else {
-        let d = da.promote(db);
-        (a.to_dtype(d), b.to_dtype(d))
+        let d = ta.dtype().promote(tb.dtype());
+        let (a, b) = (a.to_dtype(d), b.to_dtype(d));
+        let (ta, tb) = (a.data(), b.data());
+        (a, b, ta, tb)
     }
 }
 
@@ -92,8 +96,8 @@ impl Var {
     /// assert!(e.to_string().contains("[2, 3] and [3]"));
     /// ```
     pub fn try_binary(&self, other: &Var, op: BinaryOp) -> Result<Var, TensorError> {
-        let (a, b) = promote(self, other);
-        let value = a.data().try_binary(&b.data(), op)?;
+        let (a, b, ta, tb) = promote(self, other);
+        let value = ta.try_binary(&tb, op)?;
         Ok(Var::from_op(value, Op::Binary(op, a, b)))
     }
 

@@ -88,24 +88,24 @@ impl Var {
         self.try_conv_with(w, spec).unwrap_or_else(|e| panic!("{e}"))
     }
     fn try_conv_with(&self, w: &Var, spec: Arc<ConvSpec>) -> Result<Var, TensorError> {
-        let (x, w) = crate::ops::arith::promote(self, w);
-        let value = x.data().try_conv(&w.data(), &spec)?;
+        let (x, w, tx, tw) = crate::ops::arith::promote(self, w);
+        let value = tx.try_conv(&tw, &spec)?;
         Ok(Var::from_op(value, Op::Conv(ConvKind::Forward, x, w, spec)))
     }
     fn conv_data_with(&self, w: &Var, x_shape: &[usize], spec: Arc<ConvSpec>) -> Var {
         self.try_conv_data_with(w, x_shape, spec).unwrap_or_else(|e| panic!("{e}"))
     }
     fn try_conv_data_with(&self, w: &Var, x_shape: &[usize], spec: Arc<ConvSpec>) -> Result<Var, TensorError> {
-        let (dy, w) = crate::ops::arith::promote(self, w);
-        let value = dy.data().try_conv_data(&w.data(), x_shape, &spec)?;
+        let (dy, w, tdy, tw) = crate::ops::arith::promote(self, w);
+        let value = tdy.try_conv_data(&tw, x_shape, &spec)?;
         Ok(Var::from_op(value, Op::Conv(ConvKind::Data, dy, w, spec)))
     }
     fn conv_filter_with(&self, dy: &Var, w_shape: &[usize], spec: Arc<ConvSpec>) -> Var {
         self.try_conv_filter_with(dy, w_shape, spec).unwrap_or_else(|e| panic!("{e}"))
     }
     fn try_conv_filter_with(&self, dy: &Var, w_shape: &[usize], spec: Arc<ConvSpec>) -> Result<Var, TensorError> {
-        let (x, dy) = crate::ops::arith::promote(self, dy);
-        let value = x.data().try_conv_filter(&dy.data(), w_shape, &spec)?;
+        let (x, dy, tx, tdy) = crate::ops::arith::promote(self, dy);
+        let value = tx.try_conv_filter(&tdy, w_shape, &spec)?;
         Ok(Var::from_op(value, Op::Conv(ConvKind::Filter, x, dy, spec)))
     }
 

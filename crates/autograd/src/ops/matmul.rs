@@ -102,9 +102,10 @@ impl Var {
     /// assert!(e.to_string().contains("[2, 3] and [2]"));
     /// ```
     pub fn try_matmul(&self, other: &Var) -> Result<Var, TensorError> {
-        let (sa, sb) = (self.shape(), other.shape());
+        let (da, db) = (self.data(), other.data());
+        let (sa, sb) = (da.shape(), db.shape());
         // Shape errors come from the tensor kernel, with the caller's shapes in them.
-        let check = || self.data().try_matmul(&other.data()).map(|_| ());
+        let check = || da.try_matmul(&db).map(|_| ());
         match (sa.rank(), sb.rank()) {
             (2, 2) => self.try_matmul_t(other, false, false),
             (2, 1) => self.try_matvec_t(other, false),
@@ -140,8 +141,8 @@ impl Var {
     /// assert!(Var::from(Tensor::ones(&[3, 2])).try_matmul_t(&Var::from(Tensor::ones(&[3, 2])), false, false).is_err());
     /// ```
     pub fn try_matmul_t(&self, other: &Var, ta: bool, tb: bool) -> Result<Var, TensorError> {
-        let (a, b) = crate::ops::arith::promote(self, other);
-        let value = a.data().try_matmul_t(&b.data(), ta, tb)?;
+        let (a, b, da, db) = crate::ops::arith::promote(self, other);
+        let value = da.try_matmul_t(&db, ta, tb)?;
         Ok(Var::from_op(value, Op::MatmulT(a, b, ta, tb)))
     }
 
@@ -167,8 +168,8 @@ impl Var {
     /// assert!(e.to_string().contains("[2, 3] and [2]"));
     /// ```
     pub fn try_matvec_t(&self, x: &Var, ta: bool) -> Result<Var, TensorError> {
-        let (a, x) = crate::ops::arith::promote(self, x);
-        let value = a.data().try_matvec_t(&x.data(), ta)?;
+        let (a, x, da, dx) = crate::ops::arith::promote(self, x);
+        let value = da.try_matvec_t(&dx, ta)?;
         Ok(Var::from_op(value, Op::MatVec(a, x, ta)))
     }
 
@@ -232,8 +233,8 @@ impl Var {
     /// assert!(Var::from(Tensor::ones(&[2, 3])).try_bmm_t(&Var::from(Tensor::ones(&[3, 2])), false, false).is_err());
     /// ```
     pub fn try_bmm_t(&self, other: &Var, ta: bool, tb: bool) -> Result<Var, TensorError> {
-        let (a, b) = crate::ops::arith::promote(self, other);
-        let value = a.data().try_bmm_t(&b.data(), ta, tb)?;
+        let (a, b, da, db) = crate::ops::arith::promote(self, other);
+        let value = da.try_bmm_t(&db, ta, tb)?;
         Ok(Var::from_op(value, Op::BmmT(a, b, ta, tb)))
     }
 }
