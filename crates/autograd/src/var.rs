@@ -97,15 +97,22 @@ impl Drop for Node {
     fn drop(&mut self) {
         let Some(op) = self.op.take() else { return };
         // Inputs this node held the last reference to are taken apart here, in a loop, instead
-        // of by recursive drops. The stack allocates only when a chain is being freed.
+        // of by recursive drops. Only those with inputs of their own go on the stack (the
+        // others just lose a reference, or are leaves freed at once), so the stack allocates
+        // only when a chain is being freed.
         let mut stack: Vec<Var> = Vec::new();
-        op.drain_inputs(|v| stack.push(v));
+        let keep = |v: Var, stack: &mut Vec<Var>| {
+            if v.0.op.is_some() && Arc::strong_count(&v.0) == 1 {
+                stack.push(v);
+            }
+        };
+        op.drain_inputs(|v| keep(v, &mut stack));
         while let Some(mut v) = stack.pop() {
             // the last reference: empty the node in place (moving it out would copy it whole);
             // it then drops with no inputs left to recurse into
             if let Some(node) = Arc::get_mut(&mut v.0) {
                 if let Some(op) = node.op.take() {
-                    op.drain_inputs(|v| stack.push(v));
+                    op.drain_inputs(|v| keep(v, &mut stack));
                 }
             }
         }

@@ -93,20 +93,14 @@ impl Tensor {
     /// assert!(Tensor::zeros(&[2, 3]).try_matmul_t(&Tensor::zeros(&[2, 3]), false, false).is_err());
     /// ```
     pub fn try_matmul_t(&self, other: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
-        let dtype = self.dtype().promote(other.dtype());
-        let (a, b) = (self.to_dtype(dtype), other.to_dtype(dtype));
-        let (ar, ac) = as_matrix("matmul", &a, &b, "lhs")?;
-        let (br, bc) = as_matrix("matmul", &b, &a, "rhs")?;
+        let (ar, ac) = as_matrix("matmul", self, other, "lhs")?;
+        let (br, bc) = as_matrix("matmul", other, self, "rhs")?;
         let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
         let (k2, n) = if tb { (bc, br) } else { (br, bc) };
         if k != k2 {
             return Err(mismatch(self, other, k, k2));
         }
-        let shape = Shape::new(&[m, n]);
-        Ok(crate::dispatch!(a, |av: T| {
-            let bv = b.as_slice::<T>().expect("promoted");
-            Tensor::from_typed(batch_products(1, m, n, k, av, ta, bv, tb), shape)
-        }))
+        Ok(product(self, other, m, n, k, ta, tb, Shape::new(&[m, n])))
     }
 }
 
@@ -139,9 +133,27 @@ impl Tensor {
                 reason: "matvec takes a matrix and a vector".into(),
             });
         }
-        let c = self.try_matmul_t(x, ta, false)?;
-        Ok(c.reshape(&[c.shape()[0]]))
+        let (r, c) = (self.shape()[0], self.shape()[1]);
+        let (m, k) = if ta { (c, r) } else { (r, c) };
+        if k != x.numel() {
+            return Err(mismatch(self, x, k, x.numel()));
+        }
+        Ok(product(self, x, m, 1, k, ta, false, Shape::new(&[m])))
     }
+}
+
+/// `op(a)·op(b)` of the given sizes (checked by the caller) into a tensor of `shape`, in the
+/// wider dtype of the two (an operand is converted only when the dtypes differ).
+#[allow(clippy::too_many_arguments)]
+fn product(a: &Tensor, b: &Tensor, m: usize, n: usize, k: usize, ta: bool, tb: bool, shape: Shape) -> Tensor {
+    if a.dtype() != b.dtype() {
+        let dtype = a.dtype().promote(b.dtype());
+        return product(&a.to_dtype(dtype), &b.to_dtype(dtype), m, n, k, ta, tb, shape);
+    }
+    crate::dispatch!(a, |av: T| {
+        let bv = b.as_slice::<T>().expect("same dtype");
+        Tensor::from_typed(batch_products(1, m, n, k, av, ta, bv, tb), shape)
+    })
 }
 
 fn mismatch(a: &Tensor, b: &Tensor, k1: usize, k2: usize) -> TensorError {

@@ -2,7 +2,7 @@
 //! a batch of any rank, and batched 3-d products), reduced to two primitives with transposes
 //! carried as flags, so no backward rule ever copies a transposed matrix.
 
-use flux_tensor::{Tensor, TensorError};
+use flux_tensor::{Shape, Tensor, TensorError};
 
 use crate::op::Op;
 use crate::value::Value;
@@ -10,21 +10,27 @@ use crate::var::Var;
 
 /// A gradient in its input's shape: `matmul_t` treats a vector `[n]` as the column `[n, 1]`,
 /// so the product rule gives `[n, 1]` (or `[1, n]`) for it; the input is `[n]`.
-fn like<V: Value>(d: V, x: &V) -> V {
-    let s = x.shape();
-    if d.shape() == s {
+fn like<V: Value>(d: V, s: &Shape) -> V {
+    if d.shape() == *s {
         d
     } else {
-        d.reshape(&s)
+        d.reshape(s)
     }
 }
 
 /// Gradients of `C = op(A) · op(B)`, where `op` transposes when its flag is set:
 /// `dA = G·op(B)ᵀ` (or its transpose), `dB = op(A)ᵀ·G` (or its transpose), each in its
 /// input's shape (a vector operand gets a vector gradient).
-pub(crate) fn matmul_backward<V: Value>(a: &V, b: &V, ta: bool, tb: bool, g: &V, needs: &[bool]) -> [Option<V>; 2] {
-    let da = needs[0].then(|| like(if ta { b.matmul_t(g, tb, true) } else { g.matmul_t(b, false, !tb) }, a));
-    let db = needs[1].then(|| like(if tb { g.matmul_t(a, true, ta) } else { a.matmul_t(g, !ta, false) }, b));
+/// Each operand's value is fetched only for the gradient that reads it.
+pub(crate) fn matmul_backward<V: Value>(av: &Var, bv: &Var, ta: bool, tb: bool, g: &V, needs: &[bool]) -> [Option<V>; 2] {
+    let da = needs[0].then(|| {
+        let b = V::of(bv);
+        like(if ta { b.matmul_t(g, tb, true) } else { g.matmul_t(&b, false, !tb) }, &av.shape())
+    });
+    let db = needs[1].then(|| {
+        let a = V::of(av);
+        like(if tb { g.matmul_t(&a, true, ta) } else { a.matmul_t(g, !ta, false) }, &bv.shape())
+    });
     [da, db]
 }
 
@@ -44,9 +50,16 @@ fn sum(a: Option<Var>, b: Option<Var>) -> Option<Var> {
 
 /// Gradients of `y = op(A)·x` for a vector `x`: `dA = g·xᵀ` (`x·gᵀ` for `Aᵀ`), and
 /// `dx = op(A)ᵀ·g`, itself a matrix-vector product, so no gradient needs a reshape.
-pub(crate) fn matvec_backward<V: Value>(a: &V, x: &V, ta: bool, g: &V, needs: &[bool]) -> [Option<V>; 2] {
-    let da = needs[0].then(|| if ta { x.matmul_t(g, false, true) } else { g.matmul_t(x, false, true) });
-    [da, needs[1].then(|| a.matvec_t(g, !ta))]
+pub(crate) fn matvec_backward<V: Value>(av: &Var, xv: &Var, ta: bool, g: &V, needs: &[bool]) -> [Option<V>; 2] {
+    let da = needs[0].then(|| {
+        let x = V::of(xv);
+        if ta {
+            x.matmul_t(g, false, true)
+        } else {
+            g.matmul_t(&x, false, true)
+        }
+    });
+    [da, needs[1].then(|| V::of(av).matvec_t(g, !ta))]
 }
 
 /// Forward mode of `y = op(A)·x`: `op(Ȧ)·x + op(A)·ẋ`.
