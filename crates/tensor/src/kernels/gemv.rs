@@ -50,8 +50,11 @@ fn gemv_avx2<T: Element>(m: usize, n: usize, k: usize, a: &[T], ta: bool, b: &[T
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn gemv_in<T: Element>(m: usize, n: usize, k: usize, a: &[T], ta: bool, b: &[T], tb: bool, c: &mut [T]) {
+    // A matrix with one row or one column is the same memory transposed or not: take the
+    // flag that makes the work one long dot, or one long axpy, not many of length one.
     if n == 1 {
         // c = op(a)·x with x = b's k elements (a column, or a row stored contiguously)
+        let ta = if k == 1 { false } else { ta || m == 1 };
         let x = &b[..k];
         if ta {
             // a is stored [k, m]: output i is column i of a dotted with x
@@ -65,6 +68,7 @@ fn gemv_in<T: Element>(m: usize, n: usize, k: usize, a: &[T], ta: bool, b: &[T],
     } else {
         debug_assert_eq!(m, 1);
         // c = xᵀ·op(b) with x = a's k elements
+        let tb = if k == 1 { true } else { tb && n != 1 };
         let x = &a[..k];
         if tb {
             // b is stored [n, k]: the sum of its columns scaled by x
@@ -156,7 +160,7 @@ mod tests {
     #[test]
     fn every_orientation_matches_the_definition_and_accumulates() {
         let vals = |len: usize, s: f64| (0..len).map(|i| ((i as f64 + s) * 0.37).sin()).collect::<Vec<_>>();
-        for (m, n, k) in [(5, 1, 37), (37, 1, 5), (70, 1, 9), (64, 1, 64), (1, 5, 37), (1, 37, 5), (1, 70, 8), (1, 1, 17), (3, 1, 0)] {
+        for (m, n, k) in [(5, 1, 37), (37, 1, 5), (70, 1, 9), (64, 1, 64), (1, 5, 37), (1, 37, 5), (1, 70, 8), (1, 1, 17), (40, 1, 1), (1, 40, 1), (1, 1, 1), (3, 1, 0)] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let (a, b) = (vals(m * k, 1.0), vals(k * n, 2.0));
                 let mut c = vec![1.0; m * n];
