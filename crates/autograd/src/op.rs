@@ -21,6 +21,8 @@ pub(crate) enum Op {
     Binary(BinaryOp, Var, Var),
     /// Reduction over dims, kept as 1 (`ops/reduce.rs`).
     Reduce(ReduceOp, Var, Vec<usize>),
+    /// Reduction over every element to a 0-d value (`ops/reduce.rs`).
+    ReduceAll(ReduceOp, Var),
     /// Sum down to the output's shape (`ops/arith.rs`).
     SumTo(Var),
     /// Stretch to the output's shape (`ops/arith.rs`).
@@ -77,7 +79,7 @@ impl Op {
         match self {
             Op::Unary(op, _) => op.name(),
             Op::Binary(op, _, _) => op.name(),
-            Op::Reduce(op, _, _) => op.name(),
+            Op::Reduce(op, _, _) | Op::ReduceAll(op, _) => op.name(),
             Op::SumTo(_) => "sum_to",
             Op::BroadcastTo(_) => "broadcast_to",
             Op::MatmulT(..) => "matmul",
@@ -110,6 +112,7 @@ impl Op {
         match self {
             Op::Unary(_, x)
             | Op::Reduce(_, x, _)
+            | Op::ReduceAll(_, x)
             | Op::SumTo(x)
             | Op::BroadcastTo(x)
             | Op::Reshape(x)
@@ -151,6 +154,7 @@ impl Op {
         match self {
             Op::Unary(_, x)
             | Op::Reduce(_, x, _)
+            | Op::ReduceAll(_, x)
             | Op::SumTo(x)
             | Op::BroadcastTo(x)
             | Op::Reshape(x)
@@ -188,6 +192,7 @@ impl Op {
             Op::Unary(op, x) => grads.push(unary::backward(*op, x, out, g)),
             Op::Binary(op, a, b) => grads.extend(arith::binary_backward(*op, a, b, out, g, needs)),
             Op::Reduce(op, x, dims) => grads.push(reduce::backward(*op, &V::of(x), &y(), dims, g)),
+            Op::ReduceAll(op, x) => grads.push(reduce::backward(*op, &V::of(x), &y(), reduce::all_dims(x.rank()).as_ref(), g)),
             Op::SumTo(x) => grads.push(Some(g.broadcast_to(&x.shape()))),
             Op::BroadcastTo(x) => grads.push(Some(g.sum_to(&x.shape()))),
             Op::MatmulT(a, b, ta, tb) => grads.extend(matmul::matmul_backward(a, b, *ta, *tb, g, needs)),
@@ -224,6 +229,7 @@ impl Op {
             Op::Unary(op, x) => unary::tangent(*op, x, out, t(0)?),
             Op::Binary(op, a, b) => arith::binary_tangent(*op, a, b, out, t(0), t(1)),
             Op::Reduce(op, x, dims) => Some(reduce::tangent(*op, x, out, dims, t(0)?)),
+            Op::ReduceAll(op, x) => Some(reduce::tangent_all(*op, x, out, t(0)?)),
             Op::SumTo(_) => Some(arith::sum_to_tangent(out, t(0)?)),
             Op::BroadcastTo(_) => Some(arith::broadcast_to_tangent(out, t(0)?)),
             Op::MatmulT(a, b, ta, tb) => matmul::matmul_tangent(a, b, *ta, *tb, t(0), t(1)),

@@ -287,6 +287,10 @@ impl Tensor {
     /// assert!(v.try_broadcast_to(&[2, 2]).is_err());
     /// ```
     pub fn try_broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.numel() == 1 {
+            // one element stretches to any shape (a loss's gradient spread over its input)
+            return Ok(Tensor::full_of(shape, self.item(), self.dtype()));
+        }
         let out = broadcast_shape("broadcast_to", self.shape(), shape)?;
         if out.as_slice() != shape && strip_ones(&out) != strip_ones(shape) {
             return Err(TensorError::ShapeMismatch {

@@ -120,6 +120,17 @@ fn reduce_typed<T: StorageElement>(x: &[T], shape: &[usize], out: &[usize], op: 
     }
 }
 
+/// [`reduce_typed`] of every element of a non-empty `x` into one, folding in memory order.
+fn fold_all<T: StorageElement>(x: &[T], op: ReduceOp) -> T {
+    let fold = |init: T, f: fn(T, T) -> T| x.iter().fold(init, |a, &v| f(a, v));
+    match op {
+        ReduceOp::Sum => fold(T::ZERO, |a, b| a + b),
+        ReduceOp::Mean => fold(T::ZERO, |a, b| a + b) * (T::ONE / T::from_f64(x.len() as f64)),
+        ReduceOp::Max => fold(T::neg_infinity(), |a, b| a.maximum(b)),
+        ReduceOp::Min => fold(T::infinity(), |a, b| a.minimum(b)),
+    }
+}
+
 impl Tensor {
     /// Fallible reduction over `dims` (0-based), keeping them as size 1. Empty `dims` reduces
     /// nothing (a copy).
@@ -130,15 +141,19 @@ impl Tensor {
     /// ```
     pub fn try_reduce(&self, op: ReduceOp, dims: &[usize]) -> Result<Tensor> {
         check_dims(op.name(), self.shape(), dims)?;
-        let mut out = self.shape().to_vec();
+        let mut out = Shape::new(self.shape());
         for &d in dims {
-            out[d] = 1;
+            out = out.with_dim(d, 1);
         }
         if matches!(op, ReduceOp::Max | ReduceOp::Min) && dims.iter().any(|&d| self.shape()[d] == 0) {
             return Err(TensorError::InvalidShape { op: op.name(), shape: self.shape().to_vec(), reason: "cannot reduce an empty dimension".into() });
         }
-        let shape = Shape::new(&out);
-        Ok(crate::dispatch!(self, |v: T| Tensor::from_typed(reduce_typed(v, self.shape(), &out, op), shape)))
+        if out.numel() == 1 && self.numel() > 0 {
+            // everything folds into one element (a loss): the same fold in the same order as
+            // `fold_dims`, with no index bookkeeping and no buffers
+            return Ok(crate::dispatch!(self, |v: T| Tensor::from_one(fold_all(v, op), out)));
+        }
+        Ok(crate::dispatch!(self, |v: T| Tensor::from_typed(reduce_typed(v, self.shape(), &out, op), out.clone())))
     }
 
     /// Reduction over `dims`; panics with the message of [`Tensor::try_reduce`].

@@ -62,6 +62,19 @@ impl Shape {
         }
     }
 
+    /// The same shape with dimension `d` set to `n`. Panics if `d` is not below the rank.
+    ///
+    /// ```
+    /// assert_eq!(flux_tensor::Shape::new(&[2, 3]).with_dim(1, 1).dims(), &[2, 1]);
+    /// ```
+    pub fn with_dim(mut self, d: usize, n: usize) -> Shape {
+        match &mut self.0 {
+            Repr::Inline(r, a) => a[..*r as usize][d] = n,
+            Repr::Heap(v) => v[d] = n,
+        }
+        self
+    }
+
     /// Number of dimensions.
     ///
     /// ```

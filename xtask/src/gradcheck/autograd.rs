@@ -84,6 +84,9 @@ pub fn cases() -> Vec<Case> {
     }
     v.push(Case::new("sum", "all, 0-d result", vec![randn(&[2, 2])], |x| x[0].sum().powi(2)));
     v.push(Case::new("mean", "all, 0-d result", vec![randn(&[2, 2])], |x| x[0].mean().exp()));
+    v.push(Case::new("max_reduce", "all, 0-d result", vec![randn(&[2, 3])], |x| x[0].max().powi(2)));
+    v.push(Case::new("min_reduce", "all, 0-d result", vec![randn(&[3])], |x| x[0].min().powi(3)));
+    v.push(Case::new("sum", "all of a 0-d value", vec![randn(&[])], |x| x[0].sum().sin()));
 
     // matrix products in every shape combination, including transposed flags and batches
     v.push(Case::new("matmul", "[3, 4]·[4, 2]", vec![randn(&[3, 4]), randn(&[4, 2])], |x| x[0].matmul(&x[1]).tanh()));

@@ -38,6 +38,24 @@ pub(crate) fn tangent(op: ReduceOp, x: &Var, y: &Var, dims: &[usize], t: &Var) -
     }
 }
 
+/// Forward mode of a reduction over every element: the tangent reduced the same way, 0-d.
+pub(crate) fn tangent_all(op: ReduceOp, x: &Var, y: &Var, t: &Var) -> Var {
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean => t.reduce_all(op),
+        ReduceOp::Max | ReduceOp::Min => tangent(op, x, y, all_dims(x.rank()).as_ref(), t).reshape(&[]),
+    }
+}
+
+/// Every dimension of a value of rank `rank`, `0..rank`, without allocating for the usual
+/// ranks (a reduction over everything is the loss of nearly every gradient call).
+pub(crate) fn all_dims(rank: usize) -> std::borrow::Cow<'static, [usize]> {
+    const AXES: [usize; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
+    match AXES.get(..rank) {
+        Some(axes) => std::borrow::Cow::Borrowed(axes),
+        None => std::borrow::Cow::Owned((0..rank).collect()),
+    }
+}
+
 impl Var {
     /// Fallible reduction over `dims` (0-based), keeping them as 1.
     ///
@@ -63,9 +81,11 @@ impl Var {
         self.try_reduce(op, dims).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// A reduction over every element, 0-d, recorded as one op.
     fn reduce_all(&self, op: ReduceOp) -> Var {
-        let dims: Vec<usize> = (0..self.rank()).collect();
-        self.reduce(op, &dims).reshape(&[])
+        let x = self.data();
+        let value = x.reduce(op, all_dims(x.rank()).as_ref()).reshape(&[]);
+        Var::from_op(value, Op::ReduceAll(op, self.clone()))
     }
 
     /// Sum of every element, 0-d.
