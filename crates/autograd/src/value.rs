@@ -19,6 +19,11 @@ use crate::var::Var;
 pub trait Value: Clone + Send + Sync + 'static {
     /// The value behind a Var in this representation (the Var itself, or its tensor).
     fn of(v: &Var) -> Self;
+    /// `f` on the value behind a Var, borrowed where the representation allows (no reference
+    /// count changes): what rules use for an operand they only read.
+    fn with_of<R>(v: &Var, f: impl FnOnce(&Self) -> R) -> R {
+        f(&Self::of(v))
+    }
     /// An untracked value from a tensor.
     fn constant(t: Tensor) -> Self;
     /// The underlying data.
@@ -104,6 +109,9 @@ impl Value for Tensor {
     fn of(v: &Var) -> Tensor {
         v.data()
     }
+    fn with_of<R>(v: &Var, f: impl FnOnce(&Tensor) -> R) -> R {
+        v.with_data(f)
+    }
     fn fused_unary_grad(op: UnaryOp, x: &Var, y: &Var, g: &Tensor) -> Option<Tensor> {
         match op {
             UnaryOp::Relu | UnaryOp::Gelu => Tensor::unary_grad(op, &x.data(), g, g),
@@ -179,6 +187,9 @@ impl Value for Tensor {
 impl Value for Var {
     fn of(v: &Var) -> Var {
         v.clone()
+    }
+    fn with_of<R>(v: &Var, f: impl FnOnce(&Var) -> R) -> R {
+        f(v)
     }
     /// tanh and sigmoid as one recorded op of the gradient and the output (instead of three),
     /// which keeps the graphs of nested derivatives and tangents short.

@@ -68,6 +68,15 @@ enum Slot {
 }
 
 impl Slot {
+    /// `f` on the value, borrowed: no reference count changes (a parameter's lock is held
+    /// while `f` runs).
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(&Tensor) -> R) -> R {
+        match self {
+            Slot::Fixed(t) => f(t),
+            Slot::Mutable(l) => f(&l.read().unwrap_or_else(|e| e.into_inner())),
+        }
+    }
     #[inline]
     fn get(&self) -> Tensor {
         match self {
@@ -294,6 +303,20 @@ impl Var {
     #[inline]
     pub fn data(&self) -> Tensor {
         self.0.value.get()
+    }
+
+    /// Are both the same node (not merely equal values)?
+    #[inline]
+    pub(crate) fn same_node(&self, other: &Var) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// `f` on the current value, borrowed instead of cloned (what an op's forward kernel
+    /// reads: a clone costs two atomic reference count changes, a third of a small op's
+    /// bookkeeping). `f` must not write this value (a parameter's lock is held meanwhile).
+    #[inline]
+    pub(crate) fn with_data<R>(&self, f: impl FnOnce(&Tensor) -> R) -> R {
+        self.0.value.with(f)
     }
 
     /// Replaces the value of a leaf in place (what `update` and dtype conversion use). The shape

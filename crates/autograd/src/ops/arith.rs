@@ -16,8 +16,8 @@ fn scaled_partials<V: Value>(op: BinaryOp, av: &Var, bv: &Var, yv: &Var, ga: Opt
     match op {
         Add => (ga.cloned(), gb.cloned()),
         Sub => (ga.cloned(), gb.map(|g| g.neg())),
-        Mul => (ga.map(|g| g.mul(&b())), gb.map(|g| g.mul(&a()))),
-        Div => (ga.map(|g| g.div(&b())), gb.map(|g| g.mul(&y()).div(&b()).neg())),
+        Mul => (ga.map(|g| V::with_of(bv, |b| g.mul(b))), gb.map(|g| V::with_of(av, |a| g.mul(a)))),
+        Div => (ga.map(|g| V::with_of(bv, |b| g.div(b))), gb.map(|g| g.mul(&y()).div(&b()).neg())),
         Pow => (ga.map(|g| g.mul(&b()).mul(&a().binary(&b().unary(UnaryOp::AddScalar(-1.0)), Pow))), gb.map(|g| g.mul(&y()).mul(&a().unary(UnaryOp::Ln)))),
         Max | Min => {
             // the larger (smaller) input takes the derivative; ties go to `a`
@@ -26,7 +26,7 @@ fn scaled_partials<V: Value>(op: BinaryOp, av: &Var, bv: &Var, yv: &Var, ga: Opt
         }
         Gt | Ge | Lt | Le | Eq => (None, None),
         // y = a(1 - b²): ∂y/∂a = 1 - b² (the same op again), ∂y/∂b = -2ab
-        TanhGrad => (ga.map(|g| g.binary(&b(), TanhGrad)), gb.map(|g| g.mul(&a().mul(&b())).scale(-2.0))),
+        TanhGrad => (ga.map(|g| V::with_of(bv, |b| g.binary(b, TanhGrad))), gb.map(|g| g.mul(&a().mul(&b())).scale(-2.0))),
         // y = ab(1 - b): ∂y/∂a = b(1 - b) (the same op again), ∂y/∂b = a(1 - 2b)
         SigmoidGrad => (
             ga.map(|g| g.binary(&b(), SigmoidGrad)),
@@ -69,18 +69,23 @@ pub(crate) fn broadcast_to_tangent(y: &Var, t: &Var) -> Var {
     t.broadcast_to(&y.shape())
 }
 
-/// Both operands in the wider dtype (Julia's promotion), through a recorded cast, with their
-/// values: each value is read once (a parameter's behind a lock) for the dtype check and the
-/// kernel both.
-pub(crate) fn promote(a: &Var, b: &Var) -> (Var, Var, Tensor, Tensor) {
-    let (ta, tb) = (a.data(), b.data());
-    if ta.dtype() == tb.dtype() {
-        (a.clone(), b.clone(), ta, tb)
-    } else {
-        let d = ta.dtype().promote(tb.dtype());
-        let (a, b) = (a.to_dtype(d), b.to_dtype(d));
-        let (ta, tb) = (a.data(), b.data());
-        (a, b, ta, tb)
+/// `kernel` on the values of `a` and `b`, both in the wider dtype (Julia's promotion): when
+/// the dtypes agree (nearly always) on the values borrowed in place, else on values converted
+/// by a recorded cast. Returns the result with the operands the op records.
+pub(crate) fn promoted<R>(a: &Var, b: &Var, kernel: impl Fn(&Tensor, &Tensor) -> R) -> (R, Var, Var) {
+    if a.same_node(b) {
+        // one borrow: a second read lock on a lock this thread holds can deadlock when a
+        // writer waits in between
+        return (a.with_data(|t| kernel(t, t)), a.clone(), b.clone());
+    }
+    let same = a.with_data(|ta| b.with_data(|tb| (ta.dtype() == tb.dtype()).then(|| kernel(ta, tb))));
+    match same {
+        Some(r) => (r, a.clone(), b.clone()),
+        None => {
+            let d = a.dtype().promote(b.dtype());
+            let (a, b) = (a.to_dtype(d), b.to_dtype(d));
+            (kernel(&a.data(), &b.data()), a, b)
+        }
     }
 }
 
@@ -96,9 +101,8 @@ impl Var {
     /// assert!(e.to_string().contains("[2, 3] and [3]"));
     /// ```
     pub fn try_binary(&self, other: &Var, op: BinaryOp) -> Result<Var, TensorError> {
-        let (a, b, ta, tb) = promote(self, other);
-        let value = ta.try_binary(&tb, op)?;
-        Ok(Var::from_op(value, Op::Binary(op, a, b)))
+        let (value, a, b) = promoted(self, other, |a, b| a.try_binary(b, op));
+        Ok(Var::from_op(value?, Op::Binary(op, a, b)))
     }
 
     /// Panicking [`Var::try_binary`].

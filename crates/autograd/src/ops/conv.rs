@@ -88,25 +88,22 @@ impl Var {
         self.try_conv_with(w, spec).unwrap_or_else(|e| panic!("{e}"))
     }
     fn try_conv_with(&self, w: &Var, spec: Arc<ConvSpec>) -> Result<Var, TensorError> {
-        let (x, w, tx, tw) = crate::ops::arith::promote(self, w);
-        let value = tx.try_conv(&tw, &spec)?;
-        Ok(Var::from_op(value, Op::Conv(ConvKind::Forward, x, w, spec)))
+        let (value, x, w) = crate::ops::arith::promoted(self, w, |x, w| x.try_conv(w, &spec));
+        Ok(Var::from_op(value?, Op::Conv(ConvKind::Forward, x, w, spec)))
     }
     fn conv_data_with(&self, w: &Var, x_shape: &[usize], spec: Arc<ConvSpec>) -> Var {
         self.try_conv_data_with(w, x_shape, spec).unwrap_or_else(|e| panic!("{e}"))
     }
     fn try_conv_data_with(&self, w: &Var, x_shape: &[usize], spec: Arc<ConvSpec>) -> Result<Var, TensorError> {
-        let (dy, w, tdy, tw) = crate::ops::arith::promote(self, w);
-        let value = tdy.try_conv_data(&tw, x_shape, &spec)?;
-        Ok(Var::from_op(value, Op::Conv(ConvKind::Data, dy, w, spec)))
+        let (value, dy, w) = crate::ops::arith::promoted(self, w, |dy, w| dy.try_conv_data(w, x_shape, &spec));
+        Ok(Var::from_op(value?, Op::Conv(ConvKind::Data, dy, w, spec)))
     }
     fn conv_filter_with(&self, dy: &Var, w_shape: &[usize], spec: Arc<ConvSpec>) -> Var {
         self.try_conv_filter_with(dy, w_shape, spec).unwrap_or_else(|e| panic!("{e}"))
     }
     fn try_conv_filter_with(&self, dy: &Var, w_shape: &[usize], spec: Arc<ConvSpec>) -> Result<Var, TensorError> {
-        let (x, dy, tx, tdy) = crate::ops::arith::promote(self, dy);
-        let value = tx.try_conv_filter(&tdy, w_shape, &spec)?;
-        Ok(Var::from_op(value, Op::Conv(ConvKind::Filter, x, dy, spec)))
+        let (value, x, dy) = crate::ops::arith::promoted(self, dy, |x, dy| x.try_conv_filter(dy, w_shape, &spec));
+        Ok(Var::from_op(value?, Op::Conv(ConvKind::Filter, x, dy, spec)))
     }
 
     /// N-d convolution of `self` (`[spatial..., Cin, N]`, 1 to 3 spatial dims) with `w`

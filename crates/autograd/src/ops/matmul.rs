@@ -23,14 +23,8 @@ fn like<V: Value>(d: V, s: &Shape) -> V {
 /// input's shape (a vector operand gets a vector gradient).
 /// Each operand's value is fetched only for the gradient that reads it.
 pub(crate) fn matmul_backward<V: Value>(av: &Var, bv: &Var, ta: bool, tb: bool, g: &V, needs: &[bool]) -> [Option<V>; 2] {
-    let da = needs[0].then(|| {
-        let b = V::of(bv);
-        like(if ta { b.matmul_t(g, tb, true) } else { g.matmul_t(&b, false, !tb) }, &av.shape())
-    });
-    let db = needs[1].then(|| {
-        let a = V::of(av);
-        like(if tb { g.matmul_t(&a, true, ta) } else { a.matmul_t(g, !ta, false) }, &bv.shape())
-    });
+    let da = needs[0].then(|| like(V::with_of(bv, |b| if ta { b.matmul_t(g, tb, true) } else { g.matmul_t(b, false, !tb) }), &av.shape()));
+    let db = needs[1].then(|| like(V::with_of(av, |a| if tb { g.matmul_t(a, true, ta) } else { a.matmul_t(g, !ta, false) }), &bv.shape()));
     [da, db]
 }
 
@@ -51,15 +45,8 @@ fn sum(a: Option<Var>, b: Option<Var>) -> Option<Var> {
 /// Gradients of `y = op(A)·x` for a vector `x`: `dA = g·xᵀ` (`x·gᵀ` for `Aᵀ`), and
 /// `dx = op(A)ᵀ·g`, itself a matrix-vector product, so no gradient needs a reshape.
 pub(crate) fn matvec_backward<V: Value>(av: &Var, xv: &Var, ta: bool, g: &V, needs: &[bool]) -> [Option<V>; 2] {
-    let da = needs[0].then(|| {
-        let x = V::of(xv);
-        if ta {
-            x.matmul_t(g, false, true)
-        } else {
-            g.matmul_t(&x, false, true)
-        }
-    });
-    [da, needs[1].then(|| V::of(av).matvec_t(g, !ta))]
+    let da = needs[0].then(|| V::with_of(xv, |x| if ta { x.matmul_t(g, false, true) } else { g.matmul_t(x, false, true) }));
+    [da, needs[1].then(|| V::with_of(av, |a| a.matvec_t(g, !ta)))]
 }
 
 /// Forward mode of `y = op(A)·x`: `op(Ȧ)·x + op(A)·ẋ`.
@@ -115,10 +102,9 @@ impl Var {
     /// assert!(e.to_string().contains("[2, 3] and [2]"));
     /// ```
     pub fn try_matmul(&self, other: &Var) -> Result<Var, TensorError> {
-        let (da, db) = (self.data(), other.data());
-        let (sa, sb) = (da.shape(), db.shape());
+        let (sa, sb) = (self.shape(), other.shape());
         // Shape errors come from the tensor kernel, with the caller's shapes in them.
-        let check = || da.try_matmul(&db).map(|_| ());
+        let check = || self.data().try_matmul(&other.data()).map(|_| ());
         match (sa.rank(), sb.rank()) {
             (2, 2) => self.try_matmul_t(other, false, false),
             (2, 1) => self.try_matvec_t(other, false),
@@ -154,9 +140,8 @@ impl Var {
     /// assert!(Var::from(Tensor::ones(&[3, 2])).try_matmul_t(&Var::from(Tensor::ones(&[3, 2])), false, false).is_err());
     /// ```
     pub fn try_matmul_t(&self, other: &Var, ta: bool, tb: bool) -> Result<Var, TensorError> {
-        let (a, b, da, db) = crate::ops::arith::promote(self, other);
-        let value = da.try_matmul_t(&db, ta, tb)?;
-        Ok(Var::from_op(value, Op::MatmulT(a, b, ta, tb)))
+        let (value, a, b) = crate::ops::arith::promoted(self, other, |a, b| a.try_matmul_t(b, ta, tb));
+        Ok(Var::from_op(value?, Op::MatmulT(a, b, ta, tb)))
     }
 
     /// `op(A)·x` for a matrix `A` (transposed when `ta` is set) and a vector `x`: a vector,
@@ -181,9 +166,8 @@ impl Var {
     /// assert!(e.to_string().contains("[2, 3] and [2]"));
     /// ```
     pub fn try_matvec_t(&self, x: &Var, ta: bool) -> Result<Var, TensorError> {
-        let (a, x, da, dx) = crate::ops::arith::promote(self, x);
-        let value = da.try_matvec_t(&dx, ta)?;
-        Ok(Var::from_op(value, Op::MatVec(a, x, ta)))
+        let (value, a, x) = crate::ops::arith::promoted(self, x, |a, x| a.try_matvec_t(x, ta));
+        Ok(Var::from_op(value?, Op::MatVec(a, x, ta)))
     }
 
     /// `w·x .+ b` (a Dense layer's pre-activation) with the bias added inside the product:
@@ -246,8 +230,7 @@ impl Var {
     /// assert!(Var::from(Tensor::ones(&[2, 3])).try_bmm_t(&Var::from(Tensor::ones(&[3, 2])), false, false).is_err());
     /// ```
     pub fn try_bmm_t(&self, other: &Var, ta: bool, tb: bool) -> Result<Var, TensorError> {
-        let (a, b, da, db) = crate::ops::arith::promote(self, other);
-        let value = da.try_bmm_t(&db, ta, tb)?;
-        Ok(Var::from_op(value, Op::BmmT(a, b, ta, tb)))
+        let (value, a, b) = crate::ops::arith::promoted(self, other, |a, b| a.try_bmm_t(b, ta, tb));
+        Ok(Var::from_op(value?, Op::BmmT(a, b, ta, tb)))
     }
 }

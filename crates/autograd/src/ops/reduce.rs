@@ -65,7 +65,7 @@ impl Var {
     /// assert!(Var::from(Tensor::ones(&[2])).try_reduce(ReduceOp::Sum, &[3]).is_err());
     /// ```
     pub fn try_reduce(&self, op: ReduceOp, dims: &[usize]) -> Result<Var, TensorError> {
-        let value = self.data().try_reduce(op, dims)?;
+        let value = self.with_data(|x| x.try_reduce(op, dims))?;
         Ok(Var::from_op(value, Op::Reduce(op, self.clone(), dims.to_vec())))
     }
 
@@ -83,8 +83,7 @@ impl Var {
 
     /// A reduction over every element, 0-d, recorded as one op.
     fn reduce_all(&self, op: ReduceOp) -> Var {
-        let x = self.data();
-        let value = x.reduce(op, all_dims(x.rank()).as_ref()).reshape(&[]);
+        let value = self.with_data(|x| x.reduce(op, all_dims(x.rank()).as_ref()).reshape(&[]));
         Var::from_op(value, Op::ReduceAll(op, self.clone()))
     }
 

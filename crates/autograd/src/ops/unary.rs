@@ -18,18 +18,15 @@ pub(crate) fn backward<V: Value>(op: UnaryOp, xv: &Var, yv: &Var, g: &V) -> Opti
     let y = || V::of(yv);
     Some(match op {
         Neg => g.neg(),
-        Exp => g.mul(&y()),
-        Ln => g.div(&x()),
+        Exp => V::with_of(yv, |y| g.mul(y)),
+        Ln => V::with_of(xv, |x| g.div(x)),
         Log1p => g.div(&x().unary(AddScalar(1.0))),
         Sqrt => g.div(&y().scale(2.0)),
         Abs => g.mul_const(&xv.data().sign()),
         Sign | Step => return None,
-        Sin => g.mul(&x().unary(Cos)),
-        Cos => g.mul(&x().unary(Sin)).neg(),
-        Tanh => {
-            let y = y();
-            g.mul(&y.mul(&y).unary(RSubScalar(1.0)))
-        }
+        Sin => g.mul(&V::with_of(xv, |x| x.unary(Cos))),
+        Cos => g.mul(&V::with_of(xv, |x| x.unary(Sin))).neg(),
+        Tanh => V::with_of(yv, |y| g.mul(&y.mul(y).unary(RSubScalar(1.0)))),
         Sigmoid => {
             let y = y();
             g.mul(&y.mul(&y.unary(RSubScalar(1.0))))
@@ -89,7 +86,7 @@ impl Var {
     /// assert_eq!(g.item(), 1.0);
     /// ```
     pub fn unary(&self, op: UnaryOp) -> Var {
-        Var::from_op(self.data().unary(op), Op::Unary(op, self.clone()))
+        Var::from_op(self.with_data(|x| x.unary(op)), Op::Unary(op, self.clone()))
     }
 
     /// `x^n` elementwise (Julia's `x .^ n` for an integer `n`).
