@@ -209,11 +209,12 @@ fn propagate<V: Value>(
         op.backward::<V>(v, &g, needs, input_grads);
         for (slot, gi) in inputs.iter().zip(input_grads.drain(..)) {
             if let (Some(p), Some(gi)) = (slot, gi) {
-                let acc = &mut grads[*p as usize];
-                *acc = Some(match acc.take() {
-                    Some(sum) => sum.add(&gi),
-                    None => gi,
-                });
+                // summed in place: taking the old gradient out and writing a new one back
+                // copied the 72-byte slot through memory twice per edge
+                match &mut grads[*p as usize] {
+                    Some(sum) => *sum = sum.add(&gi),
+                    empty => *empty = Some(gi),
+                }
             }
         }
     }
