@@ -32,18 +32,16 @@ struct Scratch {
 }
 
 /// What the walk over the sorted nodes keeps: the gradient reaching each node (by position),
-/// and for the node at hand its inputs' positions, which of them need a gradient, and the
-/// gradients its rule gives.
+/// and for the node at hand its inputs' positions and which of them need a gradient.
 struct Buffers<V> {
     grads: Vec<Option<V>>,
     inputs: Vec<Option<u32>>,
     needs: Vec<bool>,
-    input_grads: Vec<Option<V>>,
 }
 
 impl<V> Default for Buffers<V> {
     fn default() -> Self {
-        Buffers { grads: Vec::new(), inputs: Vec::new(), needs: Vec::new(), input_grads: Vec::new() }
+        Buffers { grads: Vec::new(), inputs: Vec::new(), needs: Vec::new() }
     }
 }
 
@@ -52,7 +50,6 @@ impl<V> Buffers<V> {
         self.grads.clear();
         self.inputs.clear();
         self.needs.clear();
-        self.input_grads.clear();
     }
 }
 
@@ -187,7 +184,7 @@ fn propagate<V: Value>(
     bufs: &mut Buffers<V>,
     mut emit: impl FnMut(usize, V),
 ) {
-    let Buffers { grads, inputs, needs, input_grads } = bufs;
+    let Buffers { grads, inputs, needs } = bufs;
     grads.resize_with(order.len(), || None);
     let start = match seed {
         Some(s) => V::of(s),
@@ -205,18 +202,16 @@ fn propagate<V: Value>(
         op.for_each_input(|x| inputs.push(pos.position(x.id())));
         needs.clear();
         needs.extend(inputs.iter().map(Option::is_some));
-        input_grads.clear();
-        op.backward::<V>(v, &g, needs, input_grads);
-        for (slot, gi) in inputs.iter().zip(input_grads.drain(..)) {
-            if let (Some(p), Some(gi)) = (slot, gi) {
+        op.backward::<V>(v, &g, needs, |i, gi| {
+            if let Some(p) = inputs[i] {
                 // summed in place: taking the old gradient out and writing a new one back
                 // copied the 72-byte slot through memory twice per edge
-                match &mut grads[*p as usize] {
+                match &mut grads[p as usize] {
                     Some(sum) => *sum = sum.add(&gi),
                     empty => *empty = Some(gi),
                 }
             }
-        }
+        });
     }
 }
 

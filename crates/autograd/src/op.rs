@@ -73,6 +73,16 @@ pub(crate) enum Op {
     Conv(ConvKind, Var, Var, Arc<flux_tensor::ConvSpec>),
 }
 
+/// Hands each gradient a rule gave to the sink with its input's place.
+#[inline]
+fn emit<V>(grads: impl IntoIterator<Item = Option<V>>, sink: &mut impl FnMut(usize, V)) {
+    for (i, g) in grads.into_iter().enumerate() {
+        if let Some(g) = g {
+            sink(i, g);
+        }
+    }
+}
+
 impl Op {
     /// The op's name, for graph dumps and gradcheck reports.
     pub(crate) fn name(&self) -> &'static str {
@@ -183,39 +193,40 @@ impl Op {
         }
     }
 
-    /// Gradients of the inputs, given the output `out` and its gradient `g`, appended to `grads`
-    /// (one entry per input; a buffer reused across nodes). `needs[i]` says whether input `i`
-    /// needs one (rules skip the work for the others).
-    pub(crate) fn backward<V: Value>(&self, out: &Var, g: &V, needs: &[bool], grads: &mut Vec<Option<V>>) {
+    /// Gradients of the inputs, given the output `out` and its gradient `g`, each handed to
+    /// `sink(input's place, gradient)` as the rule makes it (none for an input that needs
+    /// none or gets a zero gradient). `needs[i]` says whether input `i` needs one (rules skip
+    /// the work for the others).
+    pub(crate) fn backward<V: Value>(&self, out: &Var, g: &V, needs: &[bool], mut sink: impl FnMut(usize, V)) {
         let y = || V::of(out);
         match self {
-            Op::Unary(op, x) => grads.push(unary::backward(*op, x, out, g)),
-            Op::Binary(op, a, b) => grads.extend(arith::binary_backward(*op, a, b, out, g, needs)),
-            Op::Reduce(op, x, dims) => grads.push(reduce::backward(*op, &V::of(x), &y(), dims, g)),
-            Op::ReduceAll(op, x) => grads.push(reduce::backward(*op, &V::of(x), &y(), reduce::all_dims(x.rank()).as_ref(), g)),
-            Op::SumTo(x) => grads.push(Some(g.broadcast_to(&x.shape()))),
-            Op::BroadcastTo(x) => grads.push(Some(g.sum_to(&x.shape()))),
-            Op::MatmulT(a, b, ta, tb) => grads.extend(matmul::matmul_backward(a, b, *ta, *tb, g, needs)),
-            Op::MatVec(a, x, ta) => grads.extend(matmul::matvec_backward(a, x, *ta, g, needs)),
-            Op::Affine(w, x, b) => grads.extend(matmul::affine_backward(&V::of(w), &V::of(x), &b.shape(), g, needs)),
-            Op::BmmT(a, b, ta, tb) => grads.extend(matmul::bmm_backward(&V::of(a), &V::of(b), *ta, *tb, g, needs)),
-            Op::Reshape(x) => grads.push(Some(g.reshape(&x.shape()))),
-            Op::Permute(_, perm) => grads.push(Some(shape::permute_backward(perm, g))),
-            Op::IndexSelect(x, dim, idx) => grads.push(Some(g.index_add(*dim, idx, &x.shape()))),
-            Op::IndexAdd(_, dim, idx) => grads.push(Some(g.index_select(*dim, idx))),
-            Op::Concat(xs, dim) => grads.extend(shape::concat_backward(xs, *dim, g, needs)),
-            Op::Cast(x) => grads.push(Some(g.cast(x.dtype()))),
-            Op::Identity(_) => grads.push(Some(g.clone())),
-            Op::Softmax(_, dim) => grads.push(Some(softmax::softmax_backward(&y(), *dim, g))),
-            Op::LogSoftmax(_, dim) => grads.push(Some(softmax::logsoftmax_backward(&y(), *dim, g))),
-            Op::Cumsum(_, dim, rev) => grads.push(Some(scan::cumsum_backward(*dim, *rev, g))),
-            Op::Solve(a, _, t) => grads.extend(linalg::solve_backward(&V::of(a), &y(), *t, g, needs)),
-            Op::Inv(_) => grads.push(Some(linalg::inv_backward(&y(), g))),
-            Op::Det(a) => grads.push(Some(linalg::det_backward(&V::of(a), &y(), g))),
-            Op::LogDet(a) => grads.push(Some(linalg::logdet_backward(&V::of(a), g))),
-            Op::Custom(op, xs) => grads.extend(custom::backward(op.as_ref(), xs, out, g, needs)),
-            Op::Checkpoint(f, xs) => grads.extend(checkpoint::backward_rule(f, xs, g, needs)),
-            Op::Conv(kind, a, b, spec) => grads.extend(conv::backward(*kind, a, b, spec, g, needs)),
+            Op::Unary(op, x) => emit([unary::backward(*op, x, out, g)], &mut sink),
+            Op::Binary(op, a, b) => emit(arith::binary_backward(*op, a, b, out, g, needs), &mut sink),
+            Op::Reduce(op, x, dims) => emit([reduce::backward(*op, &V::of(x), &y(), dims, g)], &mut sink),
+            Op::ReduceAll(op, x) => emit([reduce::backward(*op, &V::of(x), &y(), reduce::all_dims(x.rank()).as_ref(), g)], &mut sink),
+            Op::SumTo(x) => emit([Some(g.broadcast_to(&x.shape()))], &mut sink),
+            Op::BroadcastTo(x) => emit([Some(g.sum_to(&x.shape()))], &mut sink),
+            Op::MatmulT(a, b, ta, tb) => emit(matmul::matmul_backward(a, b, *ta, *tb, g, needs), &mut sink),
+            Op::MatVec(a, x, ta) => emit(matmul::matvec_backward(a, x, *ta, g, needs), &mut sink),
+            Op::Affine(w, x, b) => emit(matmul::affine_backward(&V::of(w), &V::of(x), &b.shape(), g, needs), &mut sink),
+            Op::BmmT(a, b, ta, tb) => emit(matmul::bmm_backward(&V::of(a), &V::of(b), *ta, *tb, g, needs), &mut sink),
+            Op::Reshape(x) => emit([Some(g.reshape(&x.shape()))], &mut sink),
+            Op::Permute(_, perm) => emit([Some(shape::permute_backward(perm, g))], &mut sink),
+            Op::IndexSelect(x, dim, idx) => emit([Some(g.index_add(*dim, idx, &x.shape()))], &mut sink),
+            Op::IndexAdd(_, dim, idx) => emit([Some(g.index_select(*dim, idx))], &mut sink),
+            Op::Concat(xs, dim) => emit(shape::concat_backward(xs, *dim, g, needs), &mut sink),
+            Op::Cast(x) => emit([Some(g.cast(x.dtype()))], &mut sink),
+            Op::Identity(_) => emit([Some(g.clone())], &mut sink),
+            Op::Softmax(_, dim) => emit([Some(softmax::softmax_backward(&y(), *dim, g))], &mut sink),
+            Op::LogSoftmax(_, dim) => emit([Some(softmax::logsoftmax_backward(&y(), *dim, g))], &mut sink),
+            Op::Cumsum(_, dim, rev) => emit([Some(scan::cumsum_backward(*dim, *rev, g))], &mut sink),
+            Op::Solve(a, _, t) => emit(linalg::solve_backward(&V::of(a), &y(), *t, g, needs), &mut sink),
+            Op::Inv(_) => emit([Some(linalg::inv_backward(&y(), g))], &mut sink),
+            Op::Det(a) => emit([Some(linalg::det_backward(&V::of(a), &y(), g))], &mut sink),
+            Op::LogDet(a) => emit([Some(linalg::logdet_backward(&V::of(a), g))], &mut sink),
+            Op::Custom(op, xs) => emit(custom::backward(op.as_ref(), xs, out, g, needs), &mut sink),
+            Op::Checkpoint(f, xs) => emit(checkpoint::backward_rule(f, xs, g, needs), &mut sink),
+            Op::Conv(kind, a, b, spec) => emit(conv::backward(*kind, a, b, spec, g, needs), &mut sink),
         }
     }
 
