@@ -32,6 +32,10 @@ pub trait Value: Clone + Send + Sync + 'static {
     fn shape(&self) -> Shape;
     /// Element type.
     fn dtype(&self) -> DType;
+    /// Has this value the shape of `v`? (Compared in place, without copying either shape.)
+    fn same_shape(&self, v: &Var) -> bool {
+        self.shape() == v.shape()
+    }
     /// Elementwise function.
     fn unary(&self, op: UnaryOp) -> Self;
     /// Broadcasting binary operation.
@@ -112,6 +116,9 @@ impl Value for Tensor {
     fn with_of<R>(v: &Var, f: impl FnOnce(&Tensor) -> R) -> R {
         v.with_data(f)
     }
+    fn same_shape(&self, v: &Var) -> bool {
+        v.with_data(|t| t.shape() == Tensor::shape(self))
+    }
     fn fused_unary_grad(op: UnaryOp, x: &Var, y: &Var, g: &Tensor) -> Option<Tensor> {
         match op {
             UnaryOp::Relu | UnaryOp::Gelu => Tensor::unary_grad(op, &x.data(), g, g),
@@ -190,6 +197,10 @@ impl Value for Var {
     }
     fn with_of<R>(v: &Var, f: impl FnOnce(&Var) -> R) -> R {
         f(v)
+    }
+    fn same_shape(&self, v: &Var) -> bool {
+        // one borrow when both are the same node (no second read lock from this thread)
+        self.same_node(v) || self.with_data(|a| v.with_data(|b| a.shape() == b.shape()))
     }
     /// tanh and sigmoid as one recorded op of the gradient and the output (instead of three),
     /// which keeps the graphs of nested derivatives and tangents short.

@@ -39,15 +39,7 @@ fn scaled_partials<V: Value>(op: BinaryOp, av: &Var, bv: &Var, yv: &Var, ga: Opt
 /// input's shape.
 pub(crate) fn binary_backward<V: Value>(op: BinaryOp, av: &Var, bv: &Var, yv: &Var, g: &V, needs: &[bool]) -> [Option<V>; 2] {
     let (ga, gb) = scaled_partials(op, av, bv, yv, needs[0].then_some(g), needs[1].then_some(g));
-    let gshape = g.shape();
-    let fit = |d: V, v: &Var| {
-        let s = v.shape();
-        if s == gshape {
-            d
-        } else {
-            d.sum_to(&s)
-        }
-    };
+    let fit = |d: V, v: &Var| if d.same_shape(v) { d } else { d.sum_to(&v.shape()) };
     [ga.map(|d| fit(d, av)), gb.map(|d| fit(d, bv))]
 }
 
