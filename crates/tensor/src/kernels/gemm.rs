@@ -11,11 +11,17 @@ use crate::tensor::StorageElement;
 /// tall-skinny `[321, 1600]·[1600, 1024]` weight gradient of W3; f64 does half the lanes.
 const F32_MACS_PER_NS: f64 = 120.0;
 
+/// The predicted one-thread time in nanoseconds of a product of `m·n·k` multiply-adds on
+/// elements of `elem_bytes` bytes (for the cost models of callers that split work around
+/// their products, the convolution's).
+pub(crate) fn gemm_ns(m: usize, n: usize, k: usize, elem_bytes: usize) -> f64 {
+    m as f64 * n as f64 * k as f64 / (F32_MACS_PER_NS * 4.0 / elem_bytes as f64)
+}
+
 /// The threads the cost model gives a product of `m·n·k` multiply-adds (see
 /// [`threads::parties_for`]), from its predicted one-thread time.
 fn gemm_threads(m: usize, n: usize, k: usize, elem_bytes: usize) -> usize {
-    let rate = F32_MACS_PER_NS * 4.0 / elem_bytes as f64;
-    let one_thread_ns = m as f64 * n as f64 * k as f64 / rate;
+    let one_thread_ns = gemm_ns(m, n, k, elem_bytes);
     // each thread takes whole blocks of the output: no more threads than blocks
     threads::parties_for(one_thread_ns, 0, n.div_ceil(16).max(m.div_ceil(48)))
 }

@@ -270,6 +270,37 @@ pub fn run_parties(parties: usize, f: impl Fn(usize) + Sync) {
     }
 }
 
+/// Runs `f(state, item)` for every item, on as many parties as there are `states` (see
+/// [`run_parties`]): each party takes the next unclaimed item, with its own state (scratch
+/// buffers, a partial sum), until none is left. Items are independent pieces of one piece of
+/// work (a convolution's chunks of samples, each with its own part of the output); whichever
+/// parties run, every item is done exactly once. With one state the items run here in order,
+/// outside any region.
+pub(crate) fn claim_items<S: Send, I: Send>(states: &mut [S], items: Vec<I>, f: impl Fn(&mut S, I) + Sync) {
+    if let [state] = states {
+        items.into_iter().for_each(|item| f(state, item));
+        return;
+    }
+    let count = items.len();
+    let items: Vec<Mutex<Option<I>>> = items.into_iter().map(|i| Mutex::new(Some(i))).collect();
+    let states: Vec<Mutex<&mut S>> = states.iter_mut().map(Mutex::new).collect();
+    let next = AtomicUsize::new(0);
+    run_parties(states.len(), |party| {
+        // each party is run at most once, so its state's lock is never contended
+        let mut state = states[party].lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= count {
+                break;
+            }
+            let item = items[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(item) = item {
+                f(&mut state, item);
+            }
+        }
+    });
+}
+
 /// Runs `f` with this thread marked as inside a region.
 fn in_region<R>(f: impl FnOnce() -> R) -> R {
     struct Reset(bool);
@@ -410,5 +441,16 @@ mod tests {
         assert_eq!(choose(10e6, 0, 2), 2);
         assert_eq!(choose(10e6, 50, 2), 2);
         assert_eq!(choose(1e9, 0, 8), 8);
+    }
+
+    #[test]
+    fn claimed_items_are_each_done_once_with_some_party_state() {
+        for parties in 1..=3 {
+            let mut states = vec![Vec::new(); parties];
+            claim_items(&mut states, (0..100).collect(), |seen: &mut Vec<usize>, i| seen.push(i));
+            let mut all: Vec<usize> = states.concat();
+            all.sort();
+            assert_eq!(all, (0..100).collect::<Vec<_>>());
+        }
     }
 }
