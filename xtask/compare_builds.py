@@ -8,14 +8,38 @@ the median over rounds of each program's time relative to the first one, with th
         --cmd after=target/release/xtask bench \
         --cmd torch=/tmp/peers/.venv/bin/python /tmp/peers/torch_bench.py
 
-Each `--cmd NAME=PROGRAM ARGS...` gets `--workloads W --threads N --min-time S` appended. The
+Each `--cmd NAME=PROGRAM ARGS...` gets `--workloads W --threads N --min-time S` appended
+(`--threads N` only if its own arguments have no `--threads`, so one binary on 1 and 2 threads
+is `--cmd t1=target/release/xtask bench --threads 1 --cmd t2=target/release/xtask bench`). The
 order of the programs rotates every round so that none always runs first after a quiet spell.
+With `--wait-idle` each run starts only once all cores have been idle for a second (at most 5
+minutes of waiting): on a shared machine a run beside someone else's build says nothing about
+threads.
 """
 import argparse
 import statistics
 import sys
+import time
 
 from compare_peers import key, measure, run
+
+
+def cpu_times():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[3] + v[4], sum(v)  # idle + iowait, total
+
+
+def wait_idle(limit_s=300, idle_frac=0.9):
+    """Returns once the cores were at least `idle_frac` idle over one second, or after `limit_s`."""
+    start = time.time()
+    while time.time() - start < limit_s:
+        i0, t0 = cpu_times()
+        time.sleep(1)
+        i1, t1 = cpu_times()
+        if (i1 - i0) >= idle_frac * max(1, t1 - t0):
+            return
+    print("wait-idle: the machine stayed busy, running anyway", file=sys.stderr)
 
 
 def main():
@@ -26,15 +50,19 @@ def main():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--min-time", default="1")
     p.add_argument("--peer-impl", default="nn.LSTM", help="which peer implementation of W3 to keep")
+    p.add_argument("--wait-idle", action="store_true", help="start each run only once the cores are idle")
     a = p.parse_args()
     cmds = []
     for c in a.cmd:
         name, prog = c[0].split("=", 1)
-        cmds.append((name, [prog] + c[1:] + ["--workloads", a.workloads, "--threads", a.threads, "--min-time", a.min_time]))
+        threads = [] if "--threads" in c[1:] else ["--threads", a.threads]
+        cmds.append((name, [prog] + c[1:] + ["--workloads", a.workloads] + threads + ["--min-time", a.min_time]))
     values = {}  # case -> name -> [value per round]
     for r in range(a.rounds):
         order = cmds[r % len(cmds):] + cmds[: r % len(cmds)]
         for name, cmd in order:
+            if a.wait_idle:
+                wait_idle()
             for x in run(cmd):
                 if x.get("impl") not in (None, "fused", a.peer_impl) or not x.get("jit", True):
                     continue

@@ -7,7 +7,7 @@
 //! (true convolution, Flux's `Conv`). The column buffer is allocated once per call.
 
 use crate::error::{Result, TensorError};
-use crate::kernels::{GemmElement, RunBuffer};
+use crate::kernels::{claim_items, filled_in_parts, gemm_ns, parties_for, GemmElement, RunBuffer};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
@@ -455,6 +455,44 @@ fn chunk(g: &Geom, budget: usize) -> usize {
     (budget / per).clamp(1, g.n.max(1))
 }
 
+/// Nanoseconds per column-buffer element that im2col writes or col2im adds back, one thread:
+/// in W6's train step (LeNet-5, batch 64, on the 2-core Zen 4) `fill_cols` took 26% of 1.67 ms
+/// for 3.1M elements.
+const COL_NS: f64 = 0.15;
+
+/// The predicted one-thread time of a pass over the batch: its products (one `[P·N, K·Cg]` by
+/// `[K·Cg, Coutg]` per group, in some orientation) and the column buffer it fills or reads.
+fn pass_ns<T: GemmElement>(g: &Geom) -> f64 {
+    let (cg, og) = (g.cin / g.groups, g.cout / g.groups);
+    let gemm = gemm_ns(g.p() * g.n, og, g.kk() * cg, std::mem::size_of::<T>()) * g.groups as f64;
+    gemm + COL_NS * (g.p() * g.kk() * g.cin * g.n) as f64
+}
+
+/// How a pass over the batch of about `one_thread_ns` is split: the parties the cost model
+/// gives it, and the samples per chunk, at most `ch`. The chunks are the parties' work items,
+/// whole (im2col, the products, the scatter into the output), so a product is never split
+/// across threads inside a chunk: on W6's conv layers the GEMM's own split lost (2 threads
+/// 1.15-1.5x the time of one on `[16, 4096]·[4096, 150]`, 1.13-1.25x on `[4096, 16]·[16, 150]`)
+/// while im2col stayed serial. With more than one party there are at least two chunks per
+/// party and a whole number of them per party.
+fn split(g: &Geom, ch: usize, one_thread_ns: f64) -> (usize, usize) {
+    #[cfg(test)]
+    let parties = FORCE_PARTIES.get().unwrap_or_else(|| parties_for(one_thread_ns, 0, g.n)).min(g.n);
+    #[cfg(not(test))]
+    let parties = parties_for(one_thread_ns, 0, g.n);
+    if parties <= 1 {
+        return (1, ch);
+    }
+    let chunks = g.n.div_ceil(ch).max(2 * parties).next_multiple_of(parties).min(g.n);
+    (parties, g.n.div_ceil(chunks))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to split every pass over the batch between this many parties.
+    static FORCE_PARTIES: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
 /// Copies the output gradient of samples `n0..n0 + nb` from `[P, Cout, N]` into the GEMM's
 /// layout, `[P, nb, Coutg]` per group (groups one after another).
 fn gather_dy<T: GemmElement>(g: &Geom, dy: &[T], n0: usize, nb: usize, out: &mut [T]) {
@@ -498,34 +536,37 @@ fn conv_fwd<T: GemmElement>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>) -> V
     let cg = g.cin / g.groups;
     let og = g.cout / g.groups;
     let ys = p * g.cout;
-    // written in order, sample by sample, as the chunks' products come out
-    let mut y = RunBuffer::new(Vec::new(), ys * g.n);
-    let ch = chunk(g, FWD_COL_BUDGET);
-    let mut col = Vec::with_capacity(p * ch * kk * g.cin);
-    let mut tmp = vec![T::from_f64(0.0); p * ch * g.cout];
-    for n0 in (0..g.n).step_by(ch) {
-        let nb = ch.min(g.n - n0);
-        let ld = p * nb;
-        fill_cols(g, x, n0, nb, &mut col);
-        for gi in 0..g.groups {
-            let a = &col[gi * ld * kk * cg..(gi + 1) * ld * kk * cg];
-            let b = &w[gi * kk * cg * og..(gi + 1) * kk * cg * og];
-            let c = &mut tmp[gi * ld * og..(gi + 1) * ld * og];
-            T::gemm(ld, og, kk * cg, a, false, b, false, c, false);
-            if let Some(bias) = bias {
-                for (column, &bc) in c.chunks_exact_mut(ld).zip(&bias[gi * og..(gi + 1) * og]) {
-                    column.iter_mut().for_each(|v| *v += bc);
+    let (parties, ch) = split(g, chunk(g, FWD_COL_BUDGET), pass_ns::<T>(g));
+    let starts: Vec<usize> = (0..g.n).step_by(ch).collect();
+    // per party: the column buffer and the products' output
+    let mut scratch: Vec<(Vec<T>, Vec<T>)> = (0..parties).map(|_| (Vec::new(), Vec::new())).collect();
+    // each chunk's samples written in order, as its products come out
+    let (y, ()) = filled_in_parts(ys * g.n, starts.iter().map(|&n0| ys * ch.min(g.n - n0)), |parts| {
+        claim_items(&mut scratch, starts.iter().copied().zip(parts).collect(), |(col, tmp), (n0, mut y)| {
+            let nb = ch.min(g.n - n0);
+            let ld = p * nb;
+            fill_cols(g, x, n0, nb, col);
+            tmp.resize(p * ch * g.cout, T::from_f64(0.0));
+            for gi in 0..g.groups {
+                let a = &col[gi * ld * kk * cg..(gi + 1) * ld * kk * cg];
+                let b = &w[gi * kk * cg * og..(gi + 1) * kk * cg * og];
+                let c = &mut tmp[gi * ld * og..(gi + 1) * ld * og];
+                T::gemm(ld, og, kk * cg, a, false, b, false, c, false);
+                if let Some(bias) = bias {
+                    for (column, &bc) in c.chunks_exact_mut(ld).zip(&bias[gi * og..(gi + 1) * og]) {
+                        column.iter_mut().for_each(|v| *v += bc);
+                    }
                 }
             }
-        }
-        // [P, nb, Coutg] per group -> [P, Cout, N]
-        for j in 0..nb {
-            for gi in 0..g.groups {
-                y.push_rows(&tmp[gi * ld * og + j * p..], p, ld, og);
+            // [P, nb, Coutg] per group -> [P, Cout, nb]
+            for j in 0..nb {
+                for gi in 0..g.groups {
+                    y.push_rows(&tmp[gi * ld * og + j * p..], p, ld, og);
+                }
             }
-        }
-    }
-    y.finish(ys * g.n)
+        })
+    });
+    y
 }
 
 fn conv_data_fwd<T: GemmElement>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
@@ -534,13 +575,16 @@ fn conv_data_fwd<T: GemmElement>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
     let og = g.cout / g.groups;
     let xs = g.xp() * g.cin;
     let mut dx = vec![T::from_f64(0.0); xs * g.n];
-    let ch = chunk(g, COL_BUDGET);
-    let mut col = vec![T::from_f64(0.0); p * ch * kk * g.cin];
-    let mut dyp = vec![T::from_f64(0.0); p * ch * g.cout];
-    for n0 in (0..g.n).step_by(ch) {
+    let (parties, ch) = split(g, chunk(g, COL_BUDGET), pass_ns::<T>(g));
+    // per party: the column buffer (every element written by the products) and the gathered dy
+    let mut scratch: Vec<(Vec<T>, Vec<T>)> = (0..parties).map(|_| (Vec::new(), Vec::new())).collect();
+    let items: Vec<(usize, &mut [T])> = dx.chunks_mut(xs * ch).enumerate().map(|(i, d)| (i * ch, d)).collect();
+    claim_items(&mut scratch, items, |(col, dyp), (n0, dx)| {
         let nb = ch.min(g.n - n0);
         let ld = p * nb;
-        gather_dy(g, dy, n0, nb, &mut dyp);
+        col.resize(p * ch * kk * g.cin, T::from_f64(0.0));
+        dyp.resize(p * ch * g.cout, T::from_f64(0.0));
+        gather_dy(g, dy, n0, nb, dyp);
         for gi in 0..g.groups {
             let a = &dyp[gi * ld * og..(gi + 1) * ld * og];
             let b = &w[gi * kk * cg * og..(gi + 1) * kk * cg * og];
@@ -548,11 +592,18 @@ fn conv_data_fwd<T: GemmElement>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
             T::gemm(ld, kk * cg, og, a, false, b, true, c, false);
         }
         for j in 0..nb {
-            let n = n0 + j;
-            g.col2im(&col, &mut dx[n * xs..(n + 1) * xs], ld, j * p);
+            g.col2im(col, &mut dx[j * xs..(j + 1) * xs], ld, j * p);
         }
-    }
+    });
     dx
+}
+
+/// A party's share of the weight gradient: its buffers, and its sum over the chunks it took
+/// (`None` until it takes one).
+struct FilterPart<T> {
+    col: Vec<T>,
+    dyp: Vec<T>,
+    dwt: Option<Vec<T>>,
 }
 
 fn conv_filter_fwd<T: GemmElement>(g: &Geom, x: &[T], dy: &[T]) -> Vec<T> {
@@ -560,23 +611,30 @@ fn conv_filter_fwd<T: GemmElement>(g: &Geom, x: &[T], dy: &[T]) -> Vec<T> {
     let cg = g.cin / g.groups;
     let og = g.cout / g.groups;
     let kc = kk * cg;
+    let (parties, ch) = split(g, chunk(g, COL_BUDGET), pass_ns::<T>(g));
     // per group dWᵀ = dyᵀ·col ([Coutg, K·Cg], accumulated over chunks): the GEMM then packs the
     // narrow dyᵀ, not the transposed column buffer, which is K·Cg/Coutg times larger
-    let mut dwt = vec![T::from_f64(0.0); kc * g.cout];
-    let ch = chunk(g, COL_BUDGET);
-    let mut col = Vec::with_capacity(p * ch * kk * g.cin);
-    let mut dyp = vec![T::from_f64(0.0); p * ch * g.cout];
-    for n0 in (0..g.n).step_by(ch) {
+    let mut scratch: Vec<FilterPart<T>> = (0..parties).map(|_| FilterPart { col: Vec::new(), dyp: Vec::new(), dwt: None }).collect();
+    claim_items(&mut scratch, (0..g.n).step_by(ch).collect(), |part, n0| {
         let nb = ch.min(g.n - n0);
         let ld = p * nb;
-        fill_cols(g, x, n0, nb, &mut col);
-        gather_dy(g, dy, n0, nb, &mut dyp);
+        fill_cols(g, x, n0, nb, &mut part.col);
+        part.dyp.resize(p * ch * g.cout, T::from_f64(0.0));
+        gather_dy(g, dy, n0, nb, &mut part.dyp);
+        // the first chunk a party takes writes its sum, the later ones add to it
+        let accumulate = part.dwt.is_some();
+        let dwt = part.dwt.get_or_insert_with(|| vec![T::from_f64(0.0); kc * g.cout]);
         for gi in 0..g.groups {
-            let a = &dyp[gi * ld * og..(gi + 1) * ld * og];
-            let b = &col[gi * ld * kc..(gi + 1) * ld * kc];
+            let a = &part.dyp[gi * ld * og..(gi + 1) * ld * og];
+            let b = &part.col[gi * ld * kc..(gi + 1) * ld * kc];
             let c = &mut dwt[gi * og * kc..(gi + 1) * og * kc];
-            T::gemm(og, kc, ld, a, true, b, false, c, n0 > 0);
+            T::gemm(og, kc, ld, a, true, b, false, c, accumulate);
         }
+    });
+    let mut sums = scratch.into_iter().filter_map(|part| part.dwt);
+    let mut dwt = sums.next().expect("conv_filter: some party takes the first chunk");
+    for other in sums {
+        dwt.iter_mut().zip(&other).for_each(|(d, &o)| *d += o);
     }
     // [Coutg, K·Cg] per group -> [K·Cg, Coutg] per group, which is [k..., Cg, Cout]
     let mut dw = vec![T::from_f64(0.0); kc * g.cout];
@@ -982,6 +1040,11 @@ mod tests {
             let lhs = dot(&y, &dy);
             prop_assert!((lhs - dot(&x, &dx)).abs() <= 1e-9 * (1.0 + lhs.abs()));
             prop_assert!((lhs - dot(&w, &dw)).abs() <= 1e-9 * (1.0 + lhs.abs()));
+            // split between parties (any of which may take every chunk), the same results
+            FORCE_PARTIES.set(Some(3));
+            let (y3, dx3, dw3) = (x.conv(&w, &spec), dy.conv_data(&w, &xshape, &spec), x.conv_filter(&dy, &wshape, &spec));
+            FORCE_PARTIES.set(None);
+            prop_assert!(y3.allclose(&y, 1e-12, 1e-12) && dx3.allclose(&dx, 1e-12, 1e-12) && dw3.allclose(&dw, 1e-12, 1e-12));
             // f32 agrees
             let y32 = x.to_f32().conv(&w.to_f32(), &spec);
             prop_assert!(y32.allclose(&y, 1e-4, 1e-4));

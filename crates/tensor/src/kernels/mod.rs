@@ -16,8 +16,9 @@ mod runs;
 mod threads;
 pub(crate) mod vmath;
 
-pub(crate) use gemm::batch_products;
+pub(crate) use gemm::{batch_products, gemm_ns};
 pub use gemm::{gemm_portable, GemmElement};
 pub(crate) use malloc::tune_once as tune_malloc;
-pub(crate) use runs::RunBuffer;
+pub(crate) use runs::{filled_in_parts, RunBuffer};
+pub(crate) use threads::claim_items;
 pub use threads::{num_threads, parties_for, run_parties, set_num_threads, Tuner};

@@ -1,8 +1,12 @@
 //! A buffer filled by appending short runs copied from other slices (im2col's rows of an input
 //! plane, a product's columns): the runs are copied eight elements at a time straight into
 //! reserved memory, without a copy call per run, zeroing first, or a bounds check per run.
+//! [`filled_in_parts`] hands out disjoint parts of one such buffer, so that several threads
+//! fill it (a convolution's chunks of samples), still without zeroing it first.
 
+use std::mem::MaybeUninit;
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A `Vec` of a fixed capacity, filled front to back by [`RunBuffer::push_rows`].
 pub(crate) struct RunBuffer<T: Copy> {
@@ -27,31 +31,8 @@ impl<T: Copy> RunBuffer<T> {
         if count == 0 || len == 0 {
             return;
         }
-        let span = (count - 1).checked_mul(stride).and_then(|s| s.checked_add(len));
-        assert!(span.is_some_and(|s| s <= src.len()), "RunBuffer: {count} rows of {len} with stride {stride} overrun {} elements", src.len());
-        let total = count.checked_mul(len);
-        assert!(total.is_some_and(|t| t <= self.buf.capacity() - self.written), "RunBuffer: {count} rows of {len} overflow the capacity");
-        // SAFETY: row r reads src[r·stride .. r·stride + len], inside `src` as the largest such
-        // end, (count - 1)·stride + len, is at most src.len() (asserted); the rows are written
-        // back to back at written .. written + count·len, inside the capacity (asserted); the
-        // destination is this buffer's own allocation, so it does not overlap `src`.
-        unsafe {
-            let mut dst = self.buf.as_mut_ptr().add(self.written);
-            for r in 0..count {
-                let row = src.as_ptr().add(r * stride);
-                let mut i = 0;
-                while i + 8 <= len {
-                    ptr::copy_nonoverlapping(row.add(i), dst.add(i), 8);
-                    i += 8;
-                }
-                while i < len {
-                    *dst.add(i) = *row.add(i);
-                    i += 1;
-                }
-                dst = dst.add(len);
-            }
-        }
-        self.written += count * len;
+        let dst = &mut self.buf.spare_capacity_mut()[self.written..];
+        self.written += copy_rows(src, len, stride, count, dst);
     }
 
     /// The filled `Vec`. Panics unless exactly `len` elements were written.
@@ -62,6 +43,93 @@ impl<T: Copy> RunBuffer<T> {
         unsafe { self.buf.set_len(self.written) };
         self.buf
     }
+}
+
+/// Copies `count` runs of `len` elements, the `r`-th from `src[r * stride]`, back to back to the
+/// front of `dst`; returns `count·len`. Panics if a run is outside `src` or they do not fit in
+/// `dst`.
+#[inline]
+fn copy_rows<T: Copy>(src: &[T], len: usize, stride: usize, count: usize, dst: &mut [MaybeUninit<T>]) -> usize {
+    let span = (count - 1).checked_mul(stride).and_then(|s| s.checked_add(len));
+    assert!(span.is_some_and(|s| s <= src.len()), "RunBuffer: {count} rows of {len} with stride {stride} overrun {} elements", src.len());
+    let total = count.checked_mul(len);
+    assert!(total.is_some_and(|t| t <= dst.len()), "RunBuffer: {count} rows of {len} overflow the capacity");
+    // SAFETY: row r reads src[r·stride .. r·stride + len], inside `src` as the largest such
+    // end, (count - 1)·stride + len, is at most src.len() (asserted); the rows are written back
+    // to back at 0 .. count·len, inside `dst` (asserted), which is exclusively borrowed, so it
+    // does not overlap `src`.
+    unsafe {
+        let mut d = dst.as_mut_ptr().cast::<T>();
+        for r in 0..count {
+            let row = src.as_ptr().add(r * stride);
+            let mut i = 0;
+            while i + 8 <= len {
+                ptr::copy_nonoverlapping(row.add(i), d.add(i), 8);
+                i += 8;
+            }
+            while i < len {
+                *d.add(i) = *row.add(i);
+                i += 1;
+            }
+            d = d.add(len);
+        }
+    }
+    count * len
+}
+
+/// One part of a buffer made by [`filled_in_parts`], filled front to back like a
+/// [`RunBuffer`]; it may move to another thread.
+pub(crate) struct RunPart<'a, T: Copy> {
+    dst: &'a mut [MaybeUninit<T>],
+    written: usize,
+    /// Elements written in all parts, counted as each part is dropped.
+    total: &'a AtomicUsize,
+}
+
+impl<T: Copy> RunPart<'_, T> {
+    /// Appends runs as [`RunBuffer::push_rows`] does. Panics if a run is outside `src` or they
+    /// overflow the part.
+    #[inline]
+    pub(crate) fn push_rows(&mut self, src: &[T], len: usize, stride: usize, count: usize) {
+        if count == 0 || len == 0 {
+            return;
+        }
+        self.written += copy_rows(src, len, stride, count, &mut self.dst[self.written..]);
+    }
+}
+
+impl<T: Copy> Drop for RunPart<'_, T> {
+    fn drop(&mut self) {
+        self.total.fetch_add(self.written, Ordering::Relaxed);
+    }
+}
+
+/// A buffer of `len` elements made of consecutive parts of the given sizes: `fill` gets one
+/// [`RunPart`] per part (in order) and must fill each completely, from any threads, before it
+/// returns. Returns the buffer and what `fill` returned. Panics if the sizes do not add up to
+/// `len` or a part is left short.
+pub(crate) fn filled_in_parts<T: Copy, R>(len: usize, sizes: impl IntoIterator<Item = usize>, fill: impl FnOnce(Vec<RunPart<'_, T>>) -> R) -> (Vec<T>, R) {
+    let mut buf: Vec<T> = Vec::with_capacity(len);
+    let total = AtomicUsize::new(0);
+    let r = {
+        let mut rest = &mut buf.spare_capacity_mut()[..len];
+        let mut parts = Vec::new();
+        for size in sizes {
+            assert!(size <= rest.len(), "filled_in_parts: the parts overrun {len} elements");
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(size);
+            rest = tail;
+            parts.push(RunPart { dst: part, written: 0, total: &total });
+        }
+        assert!(rest.is_empty(), "filled_in_parts: the parts leave {} of {len} elements out", rest.len());
+        fill(parts)
+    };
+    // each part counts what it wrote when dropped, and no part can write past its end, so a
+    // total of `len` means every part was filled (a part leaked unfilled leaves the count short)
+    assert_eq!(total.load(Ordering::Acquire), len, "filled_in_parts: a part was left short");
+    // SAFETY: the parts cover the first `len` elements of the capacity (checked above), and
+    // each was filled front to back to its end (the count), so all `len` are initialised.
+    unsafe { buf.set_len(len) };
+    (buf, r)
 }
 
 #[cfg(test)]
@@ -82,5 +150,29 @@ mod tests {
         assert!(std::panic::catch_unwind(|| RunBuffer::new(Vec::new(), 4).push_rows(&src, 5, 5, 1)).is_err());
         // fewer elements than promised
         assert!(std::panic::catch_unwind(|| RunBuffer::<u32>::new(Vec::new(), 4).finish(4)).is_err());
+    }
+
+    #[test]
+    fn parts_fill_one_buffer_from_several_threads_and_short_parts_panic() {
+        let src: Vec<u32> = (0..10).collect();
+        let (v, ()) = filled_in_parts(12, [4, 8], |parts| {
+            std::thread::scope(|s| {
+                for (i, mut part) in parts.into_iter().enumerate() {
+                    let src = &src;
+                    s.spawn(move || part.push_rows(&src[i..], 4, 5, i + 1));
+                }
+            })
+        });
+        assert_eq!(v, vec![0, 1, 2, 3, 1, 2, 3, 4, 6, 7, 8, 9]);
+        assert!(std::panic::catch_unwind(|| filled_in_parts(8, [4, 4], |mut parts| parts[0].push_rows(&src, 4, 1, 1))).is_err());
+        assert!(std::panic::catch_unwind(|| filled_in_parts(8, [4, 5], |_: Vec<RunPart<'_, u32>>| ())).is_err());
+        assert!(std::panic::catch_unwind(|| filled_in_parts(8, [4], |_: Vec<RunPart<'_, u32>>| ())).is_err());
+        // a part leaked instead of dropped leaves the count short
+        assert!(std::panic::catch_unwind(|| filled_in_parts(4, [4], |parts: Vec<RunPart<'_, u32>>| {
+            let mut p = parts.into_iter().next().unwrap();
+            p.push_rows(&src, 4, 1, 1);
+            std::mem::forget(p);
+        }))
+        .is_err());
     }
 }
