@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use flux_autograd::{gradients, CustomOp, Var};
 use flux_tensor::{DType, Tensor, TensorError};
 
-use self::kernels::{gates_backward, gates_forward, put_columns, transpose, transpose_into, Kern, StepForward};
+use self::kernels::{gates_backward, gates_forward, put_columns, transpose, transpose_into, transposed_rows, Kern, StepForward};
 use self::pool::Pooled;
 use self::sync::{Lockstep, Shared};
 use crate::cells::lstm_step;
@@ -418,11 +418,10 @@ impl LstmSeq {
         // the GEMM is faster with the long operand read in its stored orientation)
         let mut dwt = pool::take::<E>(k * m4);
         E::gemm(k, m4, nt, &s.steps, true, &dz, false, &mut dwt, false);
-        let mut dw = vec![E::ZERO; m4 * k];
-        transpose(&dwt, k, m4, &mut dw);
+        // each output transposed straight out of its rows (no zeroed [4H, in + H + 1] buffer
+        // transposed whole and then split by copying: 0.1-0.2 ms of serial work on W3)
+        let (dw, dwh, db) = (transposed_rows(&dwt, k, 0, is, m4), transposed_rows(&dwt, k, is, hs, m4), transposed_rows(&dwt, k, is + hs, 1, m4));
         pool::give(dwt);
-        let db = dw.split_off(m4 * (is + hs));
-        let dwh = dw.split_off(m4 * is);
         let mut out = vec![var(dw, &[m4, is]), var(dwh, &[m4, hs]), var(db, &[m4])];
         if self.need_h0 {
             let mut t = vec![E::ZERO; n * hs];
