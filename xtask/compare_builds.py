@@ -9,14 +9,18 @@ the median over rounds of each program's time relative to the first one, with th
         --cmd torch=/tmp/peers/.venv/bin/python /tmp/peers/torch_bench.py
 
 Each `--cmd NAME=PROGRAM ARGS...` gets `--workloads W --threads N --min-time S` appended
-(`--threads N` only if its own arguments have no `--threads`, so one binary on 1 and 2 threads
-is `--cmd t1=target/release/xtask bench --threads 1 --cmd t2=target/release/xtask bench`). The
+(`--threads N` only if its own arguments have no `--threads`). A command whose own flags share
+a name with this script's goes in quotes, as one string, so that they stay its own: one binary
+on 1 and 2 threads is `--cmd 't1=target/release/xtask bench --threads 1' --cmd
+t2=target/release/xtask bench --threads 2` (unquoted, `--threads 1` would set this script's
+option and both would run on one thread). The
 order of the programs rotates every round so that none always runs first after a quiet spell.
 With `--wait-idle` each run starts only once all cores have been idle for a second (at most 5
 minutes of waiting): on a shared machine a run beside someone else's build says nothing about
 threads.
 """
 import argparse
+import shlex
 import statistics
 import sys
 import time
@@ -54,6 +58,9 @@ def main():
     a = p.parse_args()
     cmds = []
     for c in a.cmd:
+        if len(c) == 1 and " " in c[0]:
+            # one quoted string: the command's own flags may share names with this script's
+            c = shlex.split(c[0])
         name, prog = c[0].split("=", 1)
         threads = [] if "--threads" in c[1:] else ["--threads", a.threads]
         cmds.append((name, [prog] + c[1:] + ["--workloads", a.workloads] + threads + ["--min-time", a.min_time]))
