@@ -28,10 +28,7 @@ fn scaled_partials<V: Value>(op: BinaryOp, av: &Var, bv: &Var, yv: &Var, ga: Opt
         // y = a(1 - b²): ∂y/∂a = 1 - b² (the same op again), ∂y/∂b = -2ab
         TanhGrad => (ga.map(|g| V::with_of(bv, |b| g.binary(b, TanhGrad))), gb.map(|g| g.mul(&a().mul(&b())).scale(-2.0))),
         // y = ab(1 - b): ∂y/∂a = b(1 - b) (the same op again), ∂y/∂b = a(1 - 2b)
-        SigmoidGrad => (
-            ga.map(|g| g.binary(&b(), SigmoidGrad)),
-            gb.map(|g| g.mul(&a().mul(&b().scale(-2.0).unary(UnaryOp::AddScalar(1.0))))),
-        ),
+        SigmoidGrad => (ga.map(|g| g.binary(&b(), SigmoidGrad)), gb.map(|g| g.mul(&a().mul(&b().scale(-2.0).unary(UnaryOp::AddScalar(1.0)))))),
     }
 }
 

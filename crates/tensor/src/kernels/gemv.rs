@@ -160,7 +160,9 @@ mod tests {
     #[test]
     fn every_orientation_matches_the_definition_and_accumulates() {
         let vals = |len: usize, s: f64| (0..len).map(|i| ((i as f64 + s) * 0.37).sin()).collect::<Vec<_>>();
-        for (m, n, k) in [(5, 1, 37), (37, 1, 5), (70, 1, 9), (64, 1, 64), (1, 5, 37), (1, 37, 5), (1, 70, 8), (1, 1, 17), (40, 1, 1), (1, 40, 1), (1, 1, 1), (3, 1, 0)] {
+        for (m, n, k) in
+            [(5, 1, 37), (37, 1, 5), (70, 1, 9), (64, 1, 64), (1, 5, 37), (1, 37, 5), (1, 70, 8), (1, 1, 17), (40, 1, 1), (1, 40, 1), (1, 1, 1), (3, 1, 0)]
+        {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let (a, b) = (vals(m * k, 1.0), vals(k * n, 2.0));
                 let mut c = vec![1.0; m * n];
