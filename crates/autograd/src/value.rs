@@ -199,8 +199,7 @@ impl Value for Var {
         f(v)
     }
     fn same_shape(&self, v: &Var) -> bool {
-        // one borrow when both are the same node (no second read lock from this thread)
-        self.same_node(v) || self.with_data(|a| v.with_data(|b| a.shape() == b.shape()))
+        self.same_node(v) || Var::with_data2(self, v, |a, b| a.shape() == b.shape())
     }
     /// tanh and sigmoid as one recorded op of the gradient and the output (instead of three),
     /// which keeps the graphs of nested derivatives and tangents short.

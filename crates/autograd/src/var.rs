@@ -305,6 +305,22 @@ impl Var {
         self.0.value.get()
     }
 
+    /// `f` on the values of `a` and `b`, borrowed where that takes at most one lock: a
+    /// parameter's or constant's value is behind a lock, and two held at once could deadlock
+    /// (two threads taking them in opposite orders, each with a writer queued), so when both
+    /// are locked one is cloned instead.
+    #[inline]
+    pub(crate) fn with_data2<R>(a: &Var, b: &Var, f: impl FnOnce(&Tensor, &Tensor) -> R) -> R {
+        match (&a.0.value, &b.0.value) {
+            (Slot::Fixed(ta), _) => b.with_data(|tb| f(ta, tb)),
+            (_, Slot::Fixed(tb)) => a.with_data(|ta| f(ta, tb)),
+            _ => {
+                let tb = b.data();
+                a.with_data(|ta| f(ta, &tb))
+            }
+        }
+    }
+
     /// Are both the same node (not merely equal values)?
     #[inline]
     pub(crate) fn same_node(&self, other: &Var) -> bool {

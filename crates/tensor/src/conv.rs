@@ -578,6 +578,10 @@ fn conv_data_fwd<T: GemmElement>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
     let (parties, ch) = split(g, chunk(g, COL_BUDGET), pass_ns::<T>(g));
     // per party: the column buffer (every element written by the products) and the gathered dy
     let mut scratch: Vec<(Vec<T>, Vec<T>)> = (0..parties).map(|_| (Vec::new(), Vec::new())).collect();
+    if dx.is_empty() {
+        // no samples, or samples of no elements: nothing to scatter into
+        return dx;
+    }
     let items: Vec<(usize, &mut [T])> = dx.chunks_mut(xs * ch).enumerate().map(|(i, d)| (i * ch, d)).collect();
     claim_items(&mut scratch, items, |(col, dyp), (n0, dx)| {
         let nb = ch.min(g.n - n0);
@@ -598,12 +602,10 @@ fn conv_data_fwd<T: GemmElement>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
     dx
 }
 
-/// A party's share of the weight gradient: its buffers, and its sum over the chunks it took
-/// (`None` until it takes one).
+/// A party's buffers for the weight gradient.
 struct FilterPart<T> {
     col: Vec<T>,
     dyp: Vec<T>,
-    dwt: Option<Vec<T>>,
 }
 
 fn conv_filter_fwd<T: GemmElement>(g: &Geom, x: &[T], dy: &[T]) -> Vec<T> {
@@ -613,26 +615,35 @@ fn conv_filter_fwd<T: GemmElement>(g: &Geom, x: &[T], dy: &[T]) -> Vec<T> {
     let kc = kk * cg;
     let (parties, ch) = split(g, chunk(g, COL_BUDGET), pass_ns::<T>(g));
     // per group dWᵀ = dyᵀ·col ([Coutg, K·Cg], accumulated over chunks): the GEMM then packs the
-    // narrow dyᵀ, not the transposed column buffer, which is K·Cg/Coutg times larger
-    let mut scratch: Vec<FilterPart<T>> = (0..parties).map(|_| FilterPart { col: Vec::new(), dyp: Vec::new(), dwt: None }).collect();
-    claim_items(&mut scratch, (0..g.n).step_by(ch).collect(), |part, n0| {
-        let nb = ch.min(g.n - n0);
-        let ld = p * nb;
-        fill_cols(g, x, n0, nb, &mut part.col);
-        part.dyp.resize(p * ch * g.cout, T::from_f64(0.0));
-        gather_dy(g, dy, n0, nb, &mut part.dyp);
-        // the first chunk a party takes writes its sum, the later ones add to it
-        let accumulate = part.dwt.is_some();
-        let dwt = part.dwt.get_or_insert_with(|| vec![T::from_f64(0.0); kc * g.cout]);
-        for gi in 0..g.groups {
-            let a = &part.dyp[gi * ld * og..(gi + 1) * ld * og];
-            let b = &part.col[gi * ld * kc..(gi + 1) * ld * kc];
-            let c = &mut dwt[gi * og * kc..(gi + 1) * og * kc];
-            T::gemm(og, kc, ld, a, true, b, false, c, accumulate);
+    // narrow dyᵀ, not the transposed column buffer, which is K·Cg/Coutg times larger. The
+    // chunks go in one contiguous run per party, each run summed in order into its own buffer
+    // and the runs added in order: whichever party takes a run (a late one's is taken by
+    // another), the sum is the same, so a weight gradient is reproducible run to run.
+    let mut scratch: Vec<FilterPart<T>> = (0..parties).map(|_| FilterPart { col: Vec::new(), dyp: Vec::new() }).collect();
+    let starts: Vec<usize> = (0..g.n).step_by(ch.max(1)).collect();
+    let per_run = starts.len().div_ceil(parties).max(1);
+    let mut sums: Vec<Vec<T>> = starts.chunks(per_run).map(|_| Vec::new()).collect();
+    let runs: Vec<(&[usize], &mut Vec<T>)> = starts.chunks(per_run).zip(sums.iter_mut()).collect();
+    claim_items(&mut scratch, runs, |part, (run, dwt)| {
+        dwt.resize(kc * g.cout, T::from_f64(0.0));
+        for (i, &n0) in run.iter().enumerate() {
+            let nb = ch.min(g.n - n0);
+            let ld = p * nb;
+            fill_cols(g, x, n0, nb, &mut part.col);
+            part.dyp.resize(p * ch * g.cout, T::from_f64(0.0));
+            gather_dy(g, dy, n0, nb, &mut part.dyp);
+            // the run's first chunk writes its sum, the later ones add to it
+            for gi in 0..g.groups {
+                let a = &part.dyp[gi * ld * og..(gi + 1) * ld * og];
+                let b = &part.col[gi * ld * kc..(gi + 1) * ld * kc];
+                let c = &mut dwt[gi * og * kc..(gi + 1) * og * kc];
+                T::gemm(og, kc, ld, a, true, b, false, c, i > 0);
+            }
         }
     });
-    let mut sums = scratch.into_iter().filter_map(|part| part.dwt);
-    let mut dwt = sums.next().expect("conv_filter: some party takes the first chunk");
+    let mut sums = sums.into_iter();
+    // no samples: a zero gradient
+    let mut dwt = sums.next().unwrap_or_else(|| vec![T::from_f64(0.0); kc * g.cout]);
     for other in sums {
         dwt.iter_mut().zip(&other).for_each(|(d, &o)| *d += o);
     }
@@ -990,6 +1001,36 @@ mod tests {
         assert_eq!(y.shape(), &[3, 3, 1, 1]);
         assert_eq!(y.get(&[0, 0, 0, 0]), 4.0);
         assert_eq!(y.get(&[2, 2, 0, 0]), 4.0);
+    }
+
+    #[test]
+    fn empty_batches_give_empty_results_and_zero_weight_gradients() {
+        // an empty last batch: no samples, on one party and on several
+        for parties in [1, 2] {
+            FORCE_PARTIES.set(Some(parties));
+            let (x, w) = (Tensor::zeros(&[5, 5, 2, 0]), Tensor::ones(&[3, 3, 2, 4]));
+            let spec = ConvSpec::new();
+            let y = x.try_conv(&w, &spec).unwrap();
+            assert_eq!(y.shape(), &[3, 3, 4, 0]);
+            assert_eq!(y.try_conv_data(&w, &[5, 5, 2, 0], &spec).unwrap().shape(), &[5, 5, 2, 0]);
+            let dw = x.try_conv_filter(&y, &[3, 3, 2, 4], &spec).unwrap();
+            assert_eq!(dw.shape(), &[3, 3, 2, 4]);
+            assert_eq!(dw.sum_all(), 0.0);
+        }
+        FORCE_PARTIES.set(None);
+    }
+
+    #[test]
+    fn a_split_weight_gradient_is_the_same_every_run() {
+        // each party's run of chunks is summed in order, whichever party takes it
+        FORCE_PARTIES.set(Some(2));
+        let x = Tensor::randn(&[12, 12, 3, 16]).to_f32();
+        let dy = Tensor::randn(&[8, 8, 4, 16]).to_f32();
+        let first = x.conv_filter(&dy, &[5, 5, 3, 4], &ConvSpec::new());
+        for _ in 0..20 {
+            assert_eq!(x.conv_filter(&dy, &[5, 5, 3, 4], &ConvSpec::new()).to_vec(), first.to_vec());
+        }
+        FORCE_PARTIES.set(None);
     }
 
     #[test]

@@ -62,12 +62,7 @@ pub(crate) fn broadcast_to_tangent(y: &Var, t: &Var) -> Var {
 /// the dtypes agree (nearly always) on the values borrowed in place, else on values converted
 /// by a recorded cast. Returns the result with the operands the op records.
 pub(crate) fn promoted<R>(a: &Var, b: &Var, kernel: impl Fn(&Tensor, &Tensor) -> R) -> (R, Var, Var) {
-    if a.same_node(b) {
-        // one borrow: a second read lock on a lock this thread holds can deadlock when a
-        // writer waits in between
-        return (a.with_data(|t| kernel(t, t)), a.clone(), b.clone());
-    }
-    let same = a.with_data(|ta| b.with_data(|tb| (ta.dtype() == tb.dtype()).then(|| kernel(ta, tb))));
+    let same = Var::with_data2(a, b, |ta, tb| (ta.dtype() == tb.dtype()).then(|| kernel(ta, tb)));
     match same {
         Some(r) => (r, a.clone(), b.clone()),
         None => {

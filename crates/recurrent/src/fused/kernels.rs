@@ -374,6 +374,9 @@ pub(crate) fn transpose<E: Kern>(src: &[E], rows: usize, cols: usize, dst: &mut 
 /// with no zeroed buffer in between).
 pub(crate) fn transposed_rows<E: Kern>(src: &[E], ld: usize, row0: usize, rows: usize, cols: usize) -> Vec<E> {
     assert!(row0 + rows <= ld && src.len() >= ld * cols, "transposed_rows: rows {row0}..{} of a [{ld}, {cols}] matrix in {} elements", row0 + rows, src.len());
+    if rows == 0 || cols == 0 {
+        return Vec::new();
+    }
     let mut out = Vec::with_capacity(rows * cols);
     // SAFETY: `transpose_into` reads rows row0.. of src, in bounds (asserted: the slice from
     // row0 holds ld·(cols - 1) + rows elements), and writes out[c + cols·r] for every r < rows,
