@@ -5,12 +5,13 @@
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use flux_tensor::{DType, Shape, Tensor};
 
 use crate::forward;
 use crate::op::Op;
+use crate::shared::Shared;
 use crate::tape;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -111,7 +112,7 @@ impl Drop for Node {
         // only when a chain is being freed.
         let mut stack: Vec<Var> = Vec::new();
         let keep = |v: Var, stack: &mut Vec<Var>| {
-            if v.0.op.is_some() && Arc::strong_count(&v.0) == 1 {
+            if v.0.op.is_some() && Shared::count(&v.0) == 1 {
                 stack.push(v);
             }
         };
@@ -119,7 +120,7 @@ impl Drop for Node {
         while let Some(mut v) = stack.pop() {
             // the last reference: empty the node in place (moving it out would copy it whole);
             // it then drops with no inputs left to recurse into
-            if let Some(node) = Arc::get_mut(&mut v.0) {
+            if let Some(node) = Shared::get_mut(&mut v.0) {
                 if let Some(op) = node.op.take() {
                     op.drain_inputs(|v| keep(v, &mut stack));
                 }
@@ -141,7 +142,7 @@ impl Drop for Node {
 /// assert!(!Var::scalar(1.0).is_tracked());
 /// ```
 #[derive(Clone)]
-pub struct Var(pub(crate) Arc<Node>);
+pub struct Var(pub(crate) Shared<Node>);
 
 impl Var {
     fn make(value: Tensor, op: Option<Op>, kind: Kind) -> Var {
@@ -151,7 +152,7 @@ impl Var {
 
     #[inline]
     fn make_in(value: Slot, op: Option<Op>, kind: Kind) -> Var {
-        Var(Arc::new(Node { id: fresh_id(), value, op, kind }))
+        Var(Shared::new(Node { id: fresh_id(), value, op, kind }))
     }
 
     /// An untracked value that nothing will overwrite (a backward rule's constant, an untracked
@@ -324,7 +325,7 @@ impl Var {
     /// Are both the same node (not merely equal values)?
     #[inline]
     pub(crate) fn same_node(&self, other: &Var) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Shared::ptr_eq(&self.0, &other.0)
     }
 
     /// `f` on the current value, borrowed instead of cloned (what an op's forward kernel

@@ -19,19 +19,19 @@ macro_rules! var_binop {
         impl $tr<Var> for Var {
             type Output = Var;
             fn $m(self, rhs: Var) -> Var {
-                self.binary(&rhs, $op)
+                Var::binary_owned(self, rhs, $op)
             }
         }
         impl $tr<&Var> for Var {
             type Output = Var;
             fn $m(self, rhs: &Var) -> Var {
-                self.binary(rhs, $op)
+                Var::binary_owned(self, rhs.clone(), $op)
             }
         }
         impl $tr<Var> for &Var {
             type Output = Var;
             fn $m(self, rhs: Var) -> Var {
-                self.binary(&rhs, $op)
+                Var::binary_owned(self.clone(), rhs, $op)
             }
         }
         impl $tr<f64> for &Var {
@@ -43,7 +43,7 @@ macro_rules! var_binop {
         impl $tr<f64> for Var {
             type Output = Var;
             fn $m(self, rhs: f64) -> Var {
-                self.unary($scalar_rhs(rhs))
+                self.unary_owned($scalar_rhs(rhs))
             }
         }
         impl $tr<&Var> for f64 {
@@ -55,7 +55,7 @@ macro_rules! var_binop {
         impl $tr<Var> for f64 {
             type Output = Var;
             fn $m(self, rhs: Var) -> Var {
-                rhs.unary($scalar_lhs(self))
+                rhs.unary_owned($scalar_lhs(self))
             }
         }
     };
@@ -76,7 +76,7 @@ impl Neg for &Var {
 impl Neg for Var {
     type Output = Var;
     fn neg(self) -> Var {
-        self.unary(UnaryOp::Neg)
+        self.unary_owned(UnaryOp::Neg)
     }
 }
 

@@ -86,7 +86,14 @@ impl Var {
     /// assert_eq!(g.item(), 1.0);
     /// ```
     pub fn unary(&self, op: UnaryOp) -> Var {
-        Var::from_op(self.with_data(|x| x.unary(op)), Op::Unary(op, self.clone()))
+        self.clone().unary_owned(op)
+    }
+
+    /// [`Var::unary`] consuming the operand, which moves into the record instead of being
+    /// cloned (what the operators on owned values call).
+    pub(crate) fn unary_owned(self, op: UnaryOp) -> Var {
+        let value = self.with_data(|x| x.unary(op));
+        Var::from_op(value, Op::Unary(op, self))
     }
 
     /// `x^n` elementwise (Julia's `x .^ n` for an integer `n`).
