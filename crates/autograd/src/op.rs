@@ -65,10 +65,10 @@ pub(crate) enum Op {
     /// Log-determinant (`ops/linalg.rs`).
     LogDet(Var),
     /// A user-defined operation (`ops/custom.rs`).
-    Custom(Arc<dyn CustomOp>, Vec<Var>),
+    Custom(Arc<dyn CustomOp>, Box<[Var]>),
     /// A checkpointed function of the first input, which the backward pass recomputes; the
     /// other inputs are the tracked values it reads (`ops/checkpoint.rs`).
-    Checkpoint(Recompute, Vec<Var>),
+    Checkpoint(Recompute, Box<[Var]>),
     /// A convolution or one of its two adjoints, all bilinear (`ops/conv.rs`).
     Conv(ConvKind, Var, Var, Arc<flux_tensor::ConvSpec>),
 }
@@ -146,7 +146,8 @@ impl Op {
                 f(x);
                 f(b)
             }
-            Op::Concat(xs, _) | Op::Custom(_, xs) | Op::Checkpoint(_, xs) => xs.iter().for_each(f),
+            Op::Concat(xs, _) => xs.iter().for_each(f),
+            Op::Custom(_, xs) | Op::Checkpoint(_, xs) => xs.iter().for_each(f),
             Op::Conv(_, a, b, _) => [a, b].into_iter().for_each(f),
         }
     }
@@ -188,7 +189,8 @@ impl Op {
                 f(x);
                 f(b)
             }
-            Op::Concat(xs, _) | Op::Custom(_, xs) | Op::Checkpoint(_, xs) => xs.into_iter().for_each(f),
+            Op::Concat(xs, _) => xs.into_iter().for_each(f),
+            Op::Custom(_, xs) | Op::Checkpoint(_, xs) => xs.into_iter().for_each(f),
             Op::Conv(_, a, b, _) => [a, b].into_iter().for_each(f),
         }
     }

@@ -62,10 +62,11 @@ pub(crate) struct Node {
 
 /// Where a node keeps its value: computed values, the points `gradient` differentiates at and
 /// temporaries never change, so only params and constants (which a loader or `Recur` may
-/// overwrite) pay for a lock.
+/// overwrite) pay for a lock. The lock is boxed so that a slot is one tensor wide: a recorded
+/// node then fits the allocator's smallest, fastest size class (128 bytes with the count).
 enum Slot {
     Fixed(Tensor),
-    Mutable(RwLock<Tensor>),
+    Mutable(Box<RwLock<Tensor>>),
 }
 
 impl Slot {
@@ -147,7 +148,7 @@ pub struct Var(pub(crate) Shared<Node>);
 impl Var {
     fn make(value: Tensor, op: Option<Op>, kind: Kind) -> Var {
         let fixed = op.is_some() || kind == Kind::Leaf;
-        Var::make_in(if fixed { Slot::Fixed(value) } else { Slot::Mutable(RwLock::new(value)) }, op, kind)
+        Var::make_in(if fixed { Slot::Fixed(value) } else { Slot::Mutable(Box::new(RwLock::new(value))) }, op, kind)
     }
 
     #[inline]

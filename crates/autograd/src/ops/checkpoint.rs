@@ -106,7 +106,7 @@ pub fn checkpoint(f: impl Fn(&Var) -> Var + Send + Sync + 'static, x: &Var) -> V
         return y;
     }
     let inputs = frontier(&y, start, x);
-    let out = Var::from_op_untangented(y.data(), Op::Checkpoint(Arc::new(f), inputs));
+    let out = Var::from_op_untangented(y.data(), Op::Checkpoint(Arc::new(f), inputs.into_boxed_slice()));
     forward::alias(&y, &out);
     out
 }

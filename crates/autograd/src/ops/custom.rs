@@ -144,6 +144,6 @@ impl Var {
     pub fn custom(op: Arc<dyn CustomOp>, inputs: &[Var]) -> Result<Var, TensorError> {
         let data: Vec<Tensor> = inputs.iter().map(|x| x.data()).collect();
         let value = op.forward(&data)?;
-        Ok(Var::from_op(value, Op::Custom(op, inputs.to_vec())))
+        Ok(Var::from_op(value, Op::Custom(op, inputs.into())))
     }
 }
