@@ -277,6 +277,34 @@ fn forward_without_recording_matches_steps_body() {
 }
 
 #[test]
+fn inference_reuses_stacked_weights_only_while_they_are_the_same() {
+    split_into(2, inference_reuses_stacked_weights_only_while_they_are_the_same_body);
+}
+
+fn inference_reuses_stacked_weights_only_while_they_are_the_same_body() {
+    // the second pass finds the first one's stacked weights; after the weights change (an
+    // update, a load) a pass must use the new values, never the kept ones
+    flux_tensor::seed(11);
+    let cell = LSTMCell::new(16, 48);
+    let xs: Vec<Var> = seq(16, Some(32), 6).iter().map(|x| x.to_f32()).collect();
+    let s0 = (Var::from(Tensor::zeros(&[48, 32]).to_f32()), Var::from(Tensor::zeros(&[48, 32]).to_f32()));
+    let check = |cell: &LSTMCell| {
+        let ((h, _), _) = flux_autograd::no_grad(|| cell.step_seq(&s0, &xs));
+        let mut s = s0.clone();
+        for x in &xs {
+            s = cell.step(&s, x).0;
+        }
+        close(&h, &s.0, 1e-4);
+    };
+    check(&cell);
+    check(&cell);
+    for w in [cell.wi(), cell.wh(), cell.b()] {
+        w.set_data(w.data().map(|v| 1.5 * v + 0.1));
+        check(&cell);
+    }
+}
+
+#[test]
 fn f32_gradients_through_the_packed_kernel_on_two_threads_match_unrolled() {
     split_into(2, f32_gradients_through_the_packed_kernel_on_two_threads_match_unrolled_body);
     split_into(3, f32_gradients_through_the_packed_kernel_on_two_threads_match_unrolled_body);

@@ -18,6 +18,13 @@ pub(crate) struct StepMatrix<'a, E: Clone> {
     packed: bool,
 }
 
+impl<E: Clone> StepMatrix<'_, E> {
+    /// The bytes its elements take (a borrowed one's too).
+    pub(crate) fn bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.data)
+    }
+}
+
 /// Element types the fused kernels run on.
 pub(crate) trait Kern: GemmElement {
     /// Multiply-adds per nanosecond of one thread in the per-step products, for the cost model
