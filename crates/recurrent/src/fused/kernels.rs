@@ -376,6 +376,23 @@ pub(crate) fn transpose<E: Kern>(src: &[E], rows: usize, cols: usize, dst: &mut 
     unsafe { transpose_into(src, rows, rows, cols, dst.as_mut_ptr(), cols) }
 }
 
+/// Rows `rows` of the column-major `[ld, cols]` matrix `src`, transposed into `dst`
+/// (`[cols, |rows|]`): a share of a transpose that several threads split by rows.
+pub(crate) fn transpose_rows_into<E: Kern>(src: &[E], ld: usize, rows: Range<usize>, cols: usize, dst: &mut [E]) {
+    let r = rows.len();
+    assert!(
+        rows.end <= ld && src.len() >= ld * cols && dst.len() >= r * cols,
+        "transpose_rows_into: rows {rows:?} of a [{ld}, {cols}] matrix into {} elements",
+        dst.len()
+    );
+    if r == 0 || cols == 0 {
+        return;
+    }
+    // SAFETY: reads rows `rows` of src, in bounds (asserted); writes dst[c + cols·i] for
+    // i < r, c < cols, all inside dst (asserted), which the `&mut` makes this call's alone.
+    unsafe { transpose_into(&src[rows.start..], ld, r, cols, dst.as_mut_ptr(), cols) }
+}
+
 /// Rows `row0 .. row0 + rows` of the column-major `[ld, cols]` matrix `src`, transposed into a
 /// new `[cols, rows]` matrix (one output of a stacked product cut out and turned in one pass,
 /// with no zeroed buffer in between).

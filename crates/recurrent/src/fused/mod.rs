@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use flux_autograd::{gradients, CustomOp, Var};
 use flux_tensor::{DType, Tensor, TensorError};
 
-use self::kernels::{gates_backward, gates_forward, put_columns, transpose, transpose_into, transposed_rows, Kern, StepForward};
+use self::kernels::{gates_backward, gates_forward, put_columns, transpose, transpose_into, transpose_rows_into, transposed_rows, Kern, StepForward};
 use self::pool::Pooled;
 use self::sync::{Lockstep, Shared};
 use crate::cells::lstm_step;
@@ -272,6 +272,7 @@ impl LstmSeq {
                 FwdChunk { part, w }
             })
             .collect();
+        let chunks_n = chunks.len();
         let lockstep = Lockstep::new(chunks, t_n, ranges.len());
         {
             let [ab0, ab1] = &mut ab;
@@ -302,9 +303,14 @@ impl LstmSeq {
                     let my_steps = unsafe { steps_buf.write(nt * (is + units.start)..nt * (is + units.end)) };
                     put_columns(h, n, hp, my_steps, n * (t + 1), nt);
                 }
-                if c == 0 && t + 1 < t_n {
-                    // SAFETY: chunk 0 alone writes the x columns of step t + 1's input.
-                    transpose(x(t + 1), is, n, unsafe { ab[(t + 1) % 2].write(0..n * is) });
+                if t + 1 < t_n {
+                    // each chunk turns its share of x_{t+1}'s features (one chunk doing it all
+                    // made that party the slower one every step, and the other wait for it)
+                    let (f0, f1) = (is * c / chunks_n, is * (c + 1) / chunks_n);
+                    // SAFETY: this chunk alone writes the x columns f0..f1 of step t + 1's
+                    // input, read by nobody before step t + 1.
+                    let dst = unsafe { ab[(t + 1) % 2].write(n * f0..n * f1) };
+                    transpose_rows_into(x(t + 1), is, f0..f1, n, dst);
                 }
                 if t + 1 == t_n {
                     let c_final = if keep { t_n } else { t_n % 2 };
