@@ -106,28 +106,42 @@ unsafe fn gemm_avx512(n: usize, m: usize, k: usize, a: &[f32], packed: &[f32], c
 }
 
 /// One `16R × PANEL` tile of `C`, accumulated in registers over the whole `k` (the loop is in
-/// assembly, which fixes the register allocation and the broadcast loads).
+/// assembly, which fixes the register allocation and the broadcast loads). A full tile that
+/// overwrites `C` is stored straight into it; a partial or accumulating one goes through a
+/// buffer (storing through the buffer every time cost W3's forward 2% in copies).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn tile<const R: usize>(r0: usize, j0: usize, n: usize, m: usize, k: usize, a: &[f32], bp: &[f32], c: &mut [f32], accumulate: bool) {
+    let direct = !accumulate && k > 0 && m - j0 >= PANEL;
     // the tile's accumulators, 16R·12 floats written by the k loop (not cleared first)
     let mut buf = std::mem::MaybeUninit::<[f32; 32 * PANEL]>::uninit();
-    let out = buf.as_mut_ptr().cast::<f32>();
+    let (out, out_stride) = if direct {
+        // the tile's columns of C: 12 runs of 16R floats, n apart (in bounds: rows r0..r0 + 16R
+        // and columns j0..j0 + 12 of the [n, m] matrix that `c` holds, checked by the caller)
+        assert!(r0 + 16 * R <= n && j0 + PANEL <= m && c.len() >= n * m, "small gemm: tile outside C");
+        (c[r0 + n * j0..].as_mut_ptr(), n * 4)
+    } else {
+        (buf.as_mut_ptr().cast::<f32>(), 16 * R * 4)
+    };
     if k == 0 {
-        // SAFETY: `buf` holds 32·12 floats.
+        // SAFETY: `buf` holds 32·12 floats (a tile with k = 0 is never direct).
         unsafe { out.write_bytes(0, 32 * PANEL) };
     } else {
         let a = &a[r0..r0 + n * (k - 1) + 16 * R];
         let bp = &bp[..k * PANEL];
-        // SAFETY: `a` holds k columns of 16R floats n floats apart, `bp` 12k floats, `out`
-        // 32·12 ≥ 16R·12 floats; the caller (`gemm_avx512`) runs only with AVX-512F.
+        // SAFETY: `a` holds k columns of 16R floats n floats apart, `bp` 12k floats; `out` has
+        // 12 writable runs of 16R floats `out_stride` bytes apart (the buffer, or the tile's
+        // columns of C, asserted above); the caller (`gemm_avx512`) runs only with AVX-512F.
         unsafe {
             if R == 2 {
-                kloop_r2(a.as_ptr(), n * 4, bp.as_ptr(), k, out);
+                kloop_r2(a.as_ptr(), n * 4, bp.as_ptr(), k, out, out_stride);
             } else {
-                kloop_r1(a.as_ptr(), n * 4, bp.as_ptr(), k, out);
+                kloop_r1(a.as_ptr(), n * 4, bp.as_ptr(), k, out, out_stride);
             }
         }
+    }
+    if direct {
+        return;
     }
     // SAFETY: the first 16R·12 floats were written just above.
     let out = unsafe { std::slice::from_raw_parts(out, 16 * R * PANEL) };
@@ -142,16 +156,16 @@ fn tile<const R: usize>(r0: usize, j0: usize, n: usize, m: usize, k: usize, a: &
 
 /// The `k` loop of a `32 × 12` tile in AVX-512 assembly: 24 accumulators; per row step 2
 /// vector loads of `a`, 12 broadcasts of `b` into registers and 24 FMAs; the accumulators are
-/// stored to `out` (`[16·2, 12]`, column-major). The broadcasts are separate loads, not FMA
+/// stored to `out`, column `q` (32 floats) at `out_stride·q` bytes. The broadcasts are separate loads, not FMA
 /// memory operands: those would load each `b` value twice (once per FMA), 26 loads per 24 FMAs,
 /// and the two load ports, not the FMA units, would set the pace.
 ///
 /// # Safety
 /// The CPU has AVX-512F; `a` points at `k` columns of 32 floats `a_stride` bytes apart, `b` at
-/// `12·k` floats, `out` at 384 writable floats, and `k > 0`.
+/// `12·k` floats, `out` at 12 runs of 32 writable floats `out_stride` bytes apart, and `k > 0`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kloop_r2(a: *const f32, a_stride: usize, b: *const f32, k: usize, out: *mut f32) {
+unsafe fn kloop_r2(a: *const f32, a_stride: usize, b: *const f32, k: usize, out: *mut f32, out_stride: usize) {
     // SAFETY: the caller's contract; the block reads only `a`, `b` in those bounds and writes
     // only `out`, and declares every vector register it uses.
     unsafe {
@@ -225,33 +239,45 @@ unsafe fn kloop_r2(a: *const f32, a_stride: usize, b: *const f32, k: usize, out:
             "jnz 2b",
             "vmovups [{o}], zmm0",
             "vmovups [{o} + 64], zmm1",
-            "vmovups [{o} + 128], zmm2",
-            "vmovups [{o} + 192], zmm3",
-            "vmovups [{o} + 256], zmm4",
-            "vmovups [{o} + 320], zmm5",
-            "vmovups [{o} + 384], zmm6",
-            "vmovups [{o} + 448], zmm7",
-            "vmovups [{o} + 512], zmm8",
-            "vmovups [{o} + 576], zmm9",
-            "vmovups [{o} + 640], zmm10",
-            "vmovups [{o} + 704], zmm11",
-            "vmovups [{o} + 768], zmm12",
-            "vmovups [{o} + 832], zmm13",
-            "vmovups [{o} + 896], zmm14",
-            "vmovups [{o} + 960], zmm15",
-            "vmovups [{o} + 1024], zmm16",
-            "vmovups [{o} + 1088], zmm17",
-            "vmovups [{o} + 1152], zmm18",
-            "vmovups [{o} + 1216], zmm19",
-            "vmovups [{o} + 1280], zmm20",
-            "vmovups [{o} + 1344], zmm21",
-            "vmovups [{o} + 1408], zmm22",
-            "vmovups [{o} + 1472], zmm23",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm2",
+            "vmovups [{o} + 64], zmm3",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm4",
+            "vmovups [{o} + 64], zmm5",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm6",
+            "vmovups [{o} + 64], zmm7",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm8",
+            "vmovups [{o} + 64], zmm9",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm10",
+            "vmovups [{o} + 64], zmm11",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm12",
+            "vmovups [{o} + 64], zmm13",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm14",
+            "vmovups [{o} + 64], zmm15",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm16",
+            "vmovups [{o} + 64], zmm17",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm18",
+            "vmovups [{o} + 64], zmm19",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm20",
+            "vmovups [{o} + 64], zmm21",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm22",
+            "vmovups [{o} + 64], zmm23",
             a = inout(reg) a => _,
             b = inout(reg) b => _,
             k = inout(reg) k => _,
             s = in(reg) a_stride,
-            o = in(reg) out,
+            o = inout(reg) out => _,
+            os = in(reg) out_stride,
             out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _, out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _, out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _, out("zmm24") _, out("zmm25") _,
             out("zmm26") _, out("zmm27") _, out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
             options(nostack),
@@ -260,15 +286,15 @@ unsafe fn kloop_r2(a: *const f32, a_stride: usize, b: *const f32, k: usize, out:
 }
 
 /// The `k` loop of a `16 × 12` tile in AVX-512 assembly: 12 accumulators, 1 vector
-/// load(s) of `a` and 12 broadcast FMAs per row step; the accumulators are stored to `out`
-/// (`[16·1, 12]`, column-major).
+/// load(s) of `a` and 12 broadcast FMAs per row step; the accumulators are stored to `out`,
+/// column `q` (16 floats) at `out_stride·q` bytes.
 ///
 /// # Safety
 /// The CPU has AVX-512F; `a` points at `k` columns of 16 floats `a_stride` bytes apart, `b` at
-/// `12·k` floats, `out` at 192 writable floats, and `k > 0`.
+/// `12·k` floats, `out` at 12 runs of 16 writable floats `out_stride` bytes apart, and `k > 0`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kloop_r1(a: *const f32, a_stride: usize, b: *const f32, k: usize, out: *mut f32) {
+unsafe fn kloop_r1(a: *const f32, a_stride: usize, b: *const f32, k: usize, out: *mut f32, out_stride: usize) {
     // SAFETY: the caller's contract; the block reads only `a`, `b` in those bounds and writes
     // only `out`, and declares every vector register it uses.
     unsafe {
@@ -304,22 +330,34 @@ unsafe fn kloop_r1(a: *const f32, a_stride: usize, b: *const f32, k: usize, out:
             "dec {k}",
             "jnz 2b",
             "vmovups [{o}], zmm0",
-            "vmovups [{o} + 64], zmm1",
-            "vmovups [{o} + 128], zmm2",
-            "vmovups [{o} + 192], zmm3",
-            "vmovups [{o} + 256], zmm4",
-            "vmovups [{o} + 320], zmm5",
-            "vmovups [{o} + 384], zmm6",
-            "vmovups [{o} + 448], zmm7",
-            "vmovups [{o} + 512], zmm8",
-            "vmovups [{o} + 576], zmm9",
-            "vmovups [{o} + 640], zmm10",
-            "vmovups [{o} + 704], zmm11",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm1",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm2",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm3",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm4",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm5",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm6",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm7",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm8",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm9",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm10",
+            "add {o}, {os}",
+            "vmovups [{o}], zmm11",
             a = inout(reg) a => _,
             b = inout(reg) b => _,
             k = inout(reg) k => _,
             s = in(reg) a_stride,
-            o = in(reg) out,
+            o = inout(reg) out => _,
+            os = in(reg) out_stride,
             out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _, out("zmm24") _,
             options(nostack),
         );
@@ -368,6 +406,15 @@ mod tests {
                     assert_eq!(super::pack_stacked(&wi, &wh, &b, is, hs, units), super::pack(&sub, k, cols.len()));
                 }
                 for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+                }
+                // overwriting: full tiles are stored straight into C, partial ones through the
+                // buffer; every element is written, nothing of the 0.5 it held is left
+                let mut fresh = vec![0.0f32; n * m];
+                f32::gemm(n, m, k, &a, false, &b, false, &mut fresh, false);
+                let mut over = vec![0.5f32; n * m];
+                super::gemm_packed(n, m, k, &a, &super::pack(&b, k, m), &mut over, false);
+                for (g, w) in over.iter().zip(&fresh) {
                     assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
                 }
             }
