@@ -287,7 +287,7 @@ impl LstmSeq {
                 let (slot, c_at, c_next) = if keep { (t, t, t + 1) } else { (0, t % 2, (t + 1) % 2) };
                 // SAFETY: step t's input was completed in step t - 1 and is not written again
                 // before step t + 1; this chunk alone writes its units' columns of the other
-                // buffer (step t + 1's input), and chunk 0 its x columns; nobody reads them
+                // buffer (step t + 1's input), and its share of the x columns; nobody reads them
                 // before step t + 1.
                 let (a, h) = unsafe { (ab[t % 2].read(0..n * k), ab[(t + 1) % 2].write(n * (is + units.start)..n * (is + units.end))) };
                 let g = &mut gates[4 * hpn * slot..][..4 * hpn];
