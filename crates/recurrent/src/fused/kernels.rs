@@ -393,26 +393,6 @@ pub(crate) fn transpose_rows_into<E: Kern>(src: &[E], ld: usize, rows: Range<usi
     unsafe { transpose_into(&src[rows.start..], ld, r, cols, dst.as_mut_ptr(), cols) }
 }
 
-/// Rows `row0 .. row0 + rows` of the column-major `[ld, cols]` matrix `src`, transposed into a
-/// new `[cols, rows]` matrix (one output of a stacked product cut out and turned in one pass,
-/// with no zeroed buffer in between).
-pub(crate) fn transposed_rows<E: Kern>(src: &[E], ld: usize, row0: usize, rows: usize, cols: usize) -> Vec<E> {
-    assert!(row0 + rows <= ld && src.len() >= ld * cols, "transposed_rows: rows {row0}..{} of a [{ld}, {cols}] matrix in {} elements", row0 + rows, src.len());
-    if rows == 0 || cols == 0 {
-        return Vec::new();
-    }
-    let mut out = Vec::with_capacity(rows * cols);
-    // SAFETY: `transpose_into` reads rows row0.. of src, in bounds (asserted: the slice from
-    // row0 holds ld·(cols - 1) + rows elements), and writes out[c + cols·r] for every r < rows,
-    // c < cols: each of the rows·cols elements of the capacity exactly once, so all of them are
-    // initialised before the length is set.
-    unsafe {
-        transpose_into(&src[row0..], ld, rows, cols, out.as_mut_ptr(), cols);
-        out.set_len(rows * cols);
-    }
-    out
-}
-
 /// `dst[c + dst_ld·r] = src[r + src_ld·c]` for `r < rows`, `c < cols`: the `[rows, cols]`
 /// matrix `src` (column-major, leading dimension `src_ld`) written transposed, in 8×8 tiles
 /// (vector shuffles in f32, see [`Kern::transpose_tiles`]), then the ragged edges.
