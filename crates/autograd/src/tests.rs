@@ -228,9 +228,9 @@ fn constants_stay_writable_and_gradient_temporaries_are_values() {
     assert_eq!(k.item(), 6.0);
 }
 
-/// A recorded node with its count must stay within 120 bytes, glibc's largest fast-bin size:
-/// freeing and reallocating a graph's nodes then never takes the allocator's slow paths
-/// (which were a tenth of W4's time per op at 176 bytes).
+/// A recorded node with its count must stay within 120 bytes: it then lives in the blocks each
+/// thread reuses (`shared::BLOCK`), and blocks that go back to glibc fit its fast bins (its slow
+/// paths were a tenth of W4's time per op at 176 bytes).
 #[test]
 #[cfg(target_pointer_width = "64")]
 fn a_node_fits_the_fast_allocation_size() {
