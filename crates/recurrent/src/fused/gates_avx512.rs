@@ -7,8 +7,8 @@
 //! pass (8192 cells, one thread) went from 35 to 21 µs. Each vector's work is a chain (the gate
 //! sigmoids, then `c`, then its tanh) that the core cannot overlap far enough on its own, so the
 //! exp polynomial is evaluated by Estrin's scheme (three levels instead of Horner's five) and
-//! two vectors are computed side by side: 4.64 -> 3.90 µs per 4096 cells (a W3 chunk-step;
-//! `gate_pass_time` below).
+//! several vectors are computed side by side ([`wide`]): 4.64 -> 2.9 µs per 4096 cells (a W3
+//! chunk-step without `KEEP`; `gate_pass_time` below).
 //!
 //! NaN propagates (the clamps put the constant first: `vminps`/`vmaxps` return their second
 //! operand when either is NaN), so a diverged model shows NaN instead of saturated gates.
@@ -95,47 +95,15 @@ pub(crate) unsafe fn block_forward<const KEEP: bool>(
         [gi.len(), gf.len(), gg.len(), go.len(), cp.len(), hc.len()].iter().all(|&l| l >= len) && (!KEEP || tcc.len() >= len),
         "gate pass: slices shorter than the block"
     );
-    // two vectors per turn (their chains overlap), then single ones and the masked tail
-    let mut k = 0;
-    while k + 32 <= len {
-        // SAFETY: lanes k .. k + 32 are in bounds of every slice (asserted above).
-        unsafe {
-            macro_rules! ld {
-                ($s:expr, $o:expr) => {
-                    _mm512_loadu_ps($s.as_ptr().add(k + $o))
-                };
-            }
-            macro_rules! st {
-                ($s:expr, $o:expr, $v:expr) => {
-                    _mm512_storeu_ps($s.as_mut_ptr().add(k + $o), $v)
-                };
-            }
-            let (i0, i1) = (sigmoid(ld!(gi, 0)), sigmoid(ld!(gi, 16)));
-            let (f0, f1) = (sigmoid(ld!(gf, 0)), sigmoid(ld!(gf, 16)));
-            let (g0, g1) = (tanh(ld!(gg, 0)), tanh(ld!(gg, 16)));
-            let (o0, o1) = (sigmoid(ld!(go, 0)), sigmoid(ld!(go, 16)));
-            let c0 = _mm512_fmadd_ps(f0, ld!(cp, 0), _mm512_mul_ps(i0, g0));
-            let c1 = _mm512_fmadd_ps(f1, ld!(cp, 16), _mm512_mul_ps(i1, g1));
-            let (t0, t1) = (tanh(c0), tanh(c1));
-            st!(cc, 0, c0);
-            st!(cc, 16, c1);
-            st!(hc, 0, _mm512_mul_ps(o0, t0));
-            st!(hc, 16, _mm512_mul_ps(o1, t1));
-            if KEEP {
-                st!(gi, 0, i0);
-                st!(gi, 16, i1);
-                st!(gf, 0, f0);
-                st!(gf, 16, f1);
-                st!(gg, 0, g0);
-                st!(gg, 16, g1);
-                st!(go, 0, o0);
-                st!(go, 16, o1);
-                st!(tcc, 0, t0);
-                st!(tcc, 16, t1);
-            }
-        }
-        k += 32;
-    }
+    // W vectors per turn (their chains overlap; more spill registers), then single ones and
+    // the masked tail
+    let mut k = if KEEP {
+        // SAFETY: as this function's (the CPU has AVX-512F, the slices hold `len` elements).
+        unsafe { wide::<KEEP, 6>(gi, gf, gg, go, cp, cc, tcc, hc) }
+    } else {
+        // SAFETY: as above.
+        unsafe { wide::<KEEP, 8>(gi, gf, gg, go, cp, cc, tcc, hc) }
+    };
     while k < len {
         // full vectors, then one masked vector for the tail
         let mask: __mmask16 = if len - k >= 16 { !0 } else { (1u16 << (len - k)) - 1 };
@@ -169,6 +137,58 @@ pub(crate) unsafe fn block_forward<const KEEP: bool>(
         }
         k += 16;
     }
+}
+
+/// The cells of [`block_forward`] in turns of `W` vectors (16W cells) while whole turns fit;
+/// returns how many cells it did. Each vector is a chain of about 130 cycles (the gate
+/// sigmoids, then `c`, then its tanh), which the core overlaps only this far: per 4096 cells
+/// (a W3 chunk-step) one vector per turn took 4.20 µs, four 3.33, eight 2.86 without `KEEP`
+/// (3.57 with it, where six took 3.39 and sixteen spilled to 8.8).
+///
+/// # Safety
+/// As [`block_forward`], whose assertion this relies on.
+#[inline]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn wide<const KEEP: bool, const W: usize>(
+    gi: &mut [f32],
+    gf: &mut [f32],
+    gg: &mut [f32],
+    go: &mut [f32],
+    cp: &[f32],
+    cc: &mut [f32],
+    tcc: &mut [f32],
+    hc: &mut [f32],
+) -> usize {
+    let len = cc.len();
+    let mut k = 0;
+    while k + 16 * W <= len {
+        // SAFETY: lanes k .. k + 16W are in bounds of every slice (the caller asserted that
+        // each holds `len` elements, `tcc` too when KEEP).
+        unsafe {
+            let ld = |s: &[f32], j: usize| _mm512_loadu_ps(s.as_ptr().add(k + 16 * j));
+            let i: [__m512; W] = std::array::from_fn(|j| sigmoid(ld(gi, j)));
+            let f: [__m512; W] = std::array::from_fn(|j| sigmoid(ld(gf, j)));
+            let g: [__m512; W] = std::array::from_fn(|j| tanh(ld(gg, j)));
+            let o: [__m512; W] = std::array::from_fn(|j| sigmoid(ld(go, j)));
+            let c: [__m512; W] = std::array::from_fn(|j| _mm512_fmadd_ps(f[j], ld(cp, j), _mm512_mul_ps(i[j], g[j])));
+            let t = c.map(|v| tanh(v));
+            for j in 0..W {
+                let at = k + 16 * j;
+                _mm512_storeu_ps(cc.as_mut_ptr().add(at), c[j]);
+                _mm512_storeu_ps(hc.as_mut_ptr().add(at), _mm512_mul_ps(o[j], t[j]));
+                if KEEP {
+                    _mm512_storeu_ps(gi.as_mut_ptr().add(at), i[j]);
+                    _mm512_storeu_ps(gf.as_mut_ptr().add(at), f[j]);
+                    _mm512_storeu_ps(gg.as_mut_ptr().add(at), g[j]);
+                    _mm512_storeu_ps(go.as_mut_ptr().add(at), o[j]);
+                    _mm512_storeu_ps(tcc.as_mut_ptr().add(at), t[j]);
+                }
+            }
+        }
+        k += 16 * W;
+    }
+    k
 }
 
 #[cfg(test)]
@@ -236,7 +256,8 @@ mod tests {
         if !std::is_x86_feature_detected!("avx512f") {
             return;
         }
-        let n = 37;
+        // whole turns of both widths (8 vectors without KEEP, 6 with), single vectors, a tail
+        let n = 2 * 128 + 37;
         let z: Vec<f32> = (0..4 * n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 12.0).collect();
         let cp: Vec<f32> = (0..n).map(|i| ((i * 13 % 29) as f32 - 14.0) / 7.0).collect();
         let run = |keep: bool| {
