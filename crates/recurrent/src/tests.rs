@@ -305,6 +305,41 @@ fn inference_reuses_stacked_weights_only_while_they_are_the_same_body() {
 }
 
 #[test]
+fn a_zero_initial_state_skips_its_product_but_not_a_nan_weight() {
+    // from a zero state the first step multiplies only x and the bias (the packed kernel,
+    // f32, batch 32); a NaN in Wh must still reach the outputs as it does step by step
+    flux_tensor::seed(12);
+    let cell = LSTMCell::new(16, 48);
+    let xs: Vec<Var> = seq(16, Some(32), 3).iter().map(|x| x.to_f32()).collect();
+    let zero = || Var::from(Tensor::zeros(&[48, 32]).to_f32());
+    let s0 = (zero(), zero());
+    let run = |cell: &LSTMCell| {
+        let ((h, c), ys) = flux_autograd::no_grad(|| cell.step_seq(&s0, &xs));
+        let mut s = s0.clone();
+        let mut want = Vec::new();
+        for x in &xs {
+            let (s2, y) = cell.step(&s, x);
+            s = s2;
+            want.push(y);
+        }
+        (ys, want, h, c, s)
+    };
+    let (ys, want, h, c, s) = run(&cell);
+    for (y, w) in ys.iter().zip(&want) {
+        close(y, w, 1e-4);
+    }
+    close(&h, &s.0, 1e-4);
+    close(&c, &s.1, 1e-4);
+    let mut wh = cell.wh().data().to_vec();
+    wh[5] = f64::NAN;
+    cell.wh().set_data(Tensor::from_vec(wh, &[4 * 48, 48]).to_f32());
+    let (ys, want, ..) = run(&cell);
+    let nan = |v: &Var| v.to_vec().iter().map(|x| x.is_nan()).collect::<Vec<_>>();
+    assert!(nan(&want[0]).iter().any(|&b| b), "the reference shows the NaN at the first step");
+    assert_eq!(nan(&ys[0]), nan(&want[0]));
+}
+
+#[test]
 fn f32_gradients_through_the_packed_kernel_on_two_threads_match_unrolled() {
     split_into(2, f32_gradients_through_the_packed_kernel_on_two_threads_match_unrolled_body);
     split_into(3, f32_gradients_through_the_packed_kernel_on_two_threads_match_unrolled_body);

@@ -249,6 +249,7 @@ impl LstmSeq {
         }
         transpose(x(0), is, n, &mut ab[0][..n * is]);
         transpose(h0, hs, n, &mut ab[0][n * is..n * (is + hs)]);
+        let zero_h0 = h0.iter().all(|&v| v == E::ZERO);
         // the outputs h_1 … h_T, [H, N] each, written in place by the threads; c_T batch-major
         // (left uninitialised: the threads write every element before the length is set)
         let mut h_out: Vec<Vec<E>> = (0..t_n).map(|_| Vec::with_capacity(hn)).collect();
@@ -291,7 +292,14 @@ impl LstmSeq {
                 // before step t + 1.
                 let (a, h) = unsafe { (ab[t % 2].read(0..n * k), ab[(t + 1) % 2].write(n * (is + units.start)..n * (is + units.end))) };
                 let g = &mut gates[4 * hpn * slot..][..4 * hpn];
-                E::step_gemm(n, w, a, g, false);
+                // a zero initial state (the usual one) meets Wh in nothing: step 0 multiplies
+                // only x and the bias row, unless a weight is not finite (NaN must show)
+                if t == 0 && zero_h0 && w.has_rows() && w.all_finite() {
+                    E::step_gemm_rows(n, w, 0..is, a, g, false);
+                    E::step_gemm_rows(n, w, k - 1..k, a, g, true);
+                } else {
+                    E::step_gemm(n, w, a, g, false);
+                }
                 let (lo, hi) = cs.split_at_mut(hpn * c_at.max(c_next));
                 let (c_prev, c_new) = if c_at < c_next { (&lo[hpn * c_at..][..hpn], &mut hi[..hpn]) } else { (&hi[..hpn], &mut lo[hpn * c_next..][..hpn]) };
                 gates_forward(StepForward { g, c_prev, c: c_new, tc: &mut tcs[hpn * slot..][..hpn], h: &mut h[..], keep }, hp, n);

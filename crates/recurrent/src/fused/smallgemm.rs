@@ -78,20 +78,32 @@ pub(crate) fn pack_stacked(wi: &[f32], wh: &[f32], b: &[f32], is: usize, hs: usi
 /// `c = a · B` (or `c += a · B`) with `B` packed by [`pack`]; `a` is `[n, k]`, `c` `[n, m]`,
 /// column-major. Panics unless [`usable`]`(n)`.
 pub(crate) fn gemm_packed(n: usize, m: usize, k: usize, a: &[f32], packed: &[f32], c: &mut [f32], accumulate: bool) {
+    gemm_packed_rows(n, m, k, 0..k, a, packed, c, accumulate)
+}
+
+/// [`gemm_packed`] over the rows `rows` of `B` (and the same columns of `a`) only: `c = a[:,
+/// rows] · B[rows, :]` (or `+=`). What a product whose other rows meet zeros in `a` needs.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_packed_rows(n: usize, m: usize, k: usize, rows: std::ops::Range<usize>, a: &[f32], packed: &[f32], c: &mut [f32], accumulate: bool) {
     assert!(usable(n), "small gemm: unsupported shape or CPU");
+    assert!(rows.start <= rows.end && rows.end <= k, "small gemm: rows {rows:?} of {k}");
     assert!(a.len() >= n * k && packed.len() >= m.div_ceil(PANEL) * k * PANEL && c.len() >= n * m, "small gemm: operand too small");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `usable` checked that the CPU has AVX-512F.
     unsafe {
-        gemm_avx512(n, m, k, a, packed, c, accumulate)
+        gemm_avx512(n, m, k, rows, a, packed, c, accumulate)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn gemm_avx512(n: usize, m: usize, k: usize, a: &[f32], packed: &[f32], c: &mut [f32], accumulate: bool) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_avx512(n: usize, m: usize, k: usize, rows: std::ops::Range<usize>, a: &[f32], packed: &[f32], c: &mut [f32], accumulate: bool) {
+    // the panels keep k rows each; the product reads rows `rows` of every panel and the same
+    // columns of `a`
+    let (a, k_all, k) = (&a[n * rows.start..], k, rows.len());
     for panel in 0..m.div_ceil(PANEL) {
-        let bp = &packed[panel * k * PANEL..][..k * PANEL];
+        let bp = &packed[panel * k_all * PANEL + rows.start * PANEL..][..k * PANEL];
         let mut r0 = 0;
         while r0 < n {
             if n - r0 >= 32 {
