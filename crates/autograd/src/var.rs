@@ -63,7 +63,7 @@ pub(crate) struct Node {
 /// Where a node keeps its value: computed values, the points `gradient` differentiates at and
 /// temporaries never change, so only params and constants (which a loader or `Recur` may
 /// overwrite) pay for a lock. The lock is boxed so that a slot is one tensor wide: a recorded
-/// node then fits the allocator's smallest, fastest size class (128 bytes with the count).
+/// node then fits a 120-byte block with its count (see `shared::BLOCK`).
 enum Slot {
     Fixed(Tensor),
     Mutable(Box<RwLock<Tensor>>),

@@ -27,13 +27,9 @@ impl<E: Clone> StepMatrix<'_, E> {
         std::mem::size_of_val(&*self.data)
     }
 
-    /// Can [`Kern::step_gemm_rows`] run on it (it is packed)?
-    pub(crate) fn has_rows(&self) -> bool {
-        self.packed
-    }
-
     /// Are all its elements finite? (A product may then skip rows that meet zeros: their
-    /// terms are exactly 0, where an infinite or NaN weight would have made NaN.)
+    /// terms are exactly 0, where an infinite or NaN weight would have made NaN; see
+    /// [`Kern::step_gemm_zero_state`].)
     pub(crate) fn all_finite(&self) -> bool
     where
         E: GemmElement,
@@ -67,11 +63,13 @@ pub(crate) trait Kern: GemmElement {
     fn step_gemm(n: usize, b: &StepMatrix<'_, Self>, a: &[Self], c: &mut [Self], accumulate: bool) {
         Self::gemm(n, b.m, b.k, a, false, &b.data, false, c, accumulate)
     }
-    /// [`Kern::step_gemm`] over the rows `rows` of `b` (and the same columns of `a`) only, if
-    /// `b` is laid out for it (packed); `false`, with nothing done, if not.
-    fn step_gemm_rows(n: usize, b: &StepMatrix<'_, Self>, rows: Range<usize>, a: &[Self], c: &mut [Self], accumulate: bool) -> bool {
-        let _ = (n, b, rows, a, c, accumulate);
-        false
+    /// `c = a · b` for a stacked step weight `b` (`[Wiᵀ; Whᵀ; bᵀ]`, `is` input rows) whose `a`
+    /// has zeros in every `h` column (a zero initial state): where `b` is packed and finite,
+    /// only the `x` rows and the bias row are multiplied; otherwise the whole product (a NaN
+    /// or infinite weight must meet its zeros, as the full product would have it).
+    fn step_gemm_zero_state(n: usize, b: &StepMatrix<'_, Self>, is: usize, a: &[Self], c: &mut [Self]) {
+        let _ = is;
+        Self::step_gemm(n, b, a, c, false)
     }
     fn sigmoid(x: Self) -> Self;
     fn tanh_k(x: Self) -> Self;
@@ -211,11 +209,13 @@ impl Kern for f32 {
             f32::gemm(n, b.m, b.k, a, false, &b.data, false, c, accumulate)
         }
     }
-    fn step_gemm_rows(n: usize, b: &StepMatrix<'_, f32>, rows: Range<usize>, a: &[f32], c: &mut [f32], accumulate: bool) -> bool {
-        if b.packed {
-            crate::fused::smallgemm::gemm_packed_rows(n, b.m, b.k, rows, a, &b.data, c, accumulate);
+    fn step_gemm_zero_state(n: usize, b: &StepMatrix<'_, f32>, is: usize, a: &[f32], c: &mut [f32]) {
+        if b.packed && b.all_finite() {
+            crate::fused::smallgemm::gemm_packed_rows(n, b.m, b.k, 0..is, a, &b.data, c, false);
+            crate::fused::smallgemm::gemm_packed_rows(n, b.m, b.k, b.k - 1..b.k, a, &b.data, c, true);
+        } else {
+            Self::step_gemm(n, b, a, c, false)
         }
-        b.packed
     }
     #[inline(always)]
     fn sigmoid(x: f32) -> f32 {

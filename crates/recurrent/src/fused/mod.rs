@@ -293,10 +293,9 @@ impl LstmSeq {
                 let (a, h) = unsafe { (ab[t % 2].read(0..n * k), ab[(t + 1) % 2].write(n * (is + units.start)..n * (is + units.end))) };
                 let g = &mut gates[4 * hpn * slot..][..4 * hpn];
                 // a zero initial state (the usual one) meets Wh in nothing: step 0 multiplies
-                // only x and the bias row, unless a weight is not finite (NaN must show)
-                if t == 0 && zero_h0 && w.has_rows() && w.all_finite() {
-                    E::step_gemm_rows(n, w, 0..is, a, g, false);
-                    E::step_gemm_rows(n, w, k - 1..k, a, g, true);
+                // only x and the bias row where it can
+                if t == 0 && zero_h0 {
+                    E::step_gemm_zero_state(n, w, is, a, g);
                 } else {
                     E::step_gemm(n, w, a, g, false);
                 }
