@@ -300,8 +300,9 @@ unsafe fn block_forward_avx2<E: Kern>(gi: &mut [E], gf: &mut [E], gg: &mut [E], 
 /// Backward gate pass of one step (batch-major, as [`StepForward`]). Given the activated gates
 /// `a` `[N, 4H]`, `c_{t-1}`, `tanh(c_t)`, the gradient `dh` reaching `h_t` and `dc` reaching
 /// `c_t` (overwritten with the gradient reaching `c_{t-1}`), writes the gradient of the gate
-/// pre-activations into `dz` `[N, 4H]`.
-pub(crate) fn gates_backward<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E], dc: &mut [E], dz: &mut [E], hs: usize, n: usize) {
+/// pre-activations `i, f, g, o` into `dz`, `[N, H]` each (wherever the caller keeps them: the
+/// fused backward writes them straight into the next step's operand).
+pub(crate) fn gates_backward<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E], dc: &mut [E], dz: [&mut [E]; 4], hs: usize, n: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx512f") {
@@ -318,23 +319,21 @@ pub(crate) fn gates_backward<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E],
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn gates_backward_avx512<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E], dc: &mut [E], dz: &mut [E], hs: usize, n: usize) {
+unsafe fn gates_backward_avx512<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E], dc: &mut [E], dz: [&mut [E]; 4], hs: usize, n: usize) {
     gates_backward_generic(a, c_prev, tc, dh, dc, dz, hs, n)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn gates_backward_avx2<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E], dc: &mut [E], dz: &mut [E], hs: usize, n: usize) {
+unsafe fn gates_backward_avx2<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E], dc: &mut [E], dz: [&mut [E]; 4], hs: usize, n: usize) {
     gates_backward_generic(a, c_prev, tc, dh, dc, dz, hs, n)
 }
 
 #[inline(always)]
-fn gates_backward_generic<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E], dc: &mut [E], dz: &mut [E], hs: usize, n: usize) {
+fn gates_backward_generic<E: Kern>(a: &[E], c_prev: &[E], tc: &[E], dh: &[E], dc: &mut [E], dz: [&mut [E]; 4], hs: usize, n: usize) {
     let blk = n * hs;
     let (ai, af, ag, ao) = (&a[..blk], &a[blk..2 * blk], &a[2 * blk..3 * blk], &a[3 * blk..4 * blk]);
-    let (di, rest) = dz[..4 * blk].split_at_mut(blk);
-    let (df, rest) = rest.split_at_mut(blk);
-    let (dg, dout) = rest.split_at_mut(blk);
+    let [di, df, dg, dout] = dz;
     block_backward([ai, af, ag, ao], &c_prev[..blk], &tc[..blk], &dh[..blk], &mut dc[..blk], di, df, dg, dout);
 }
 
@@ -440,8 +439,8 @@ pub(crate) unsafe fn transpose_into<E: Kern>(src: &[E], src_ld: usize, rows: usi
     let (rb, cb) = (rows / T * T, cols / T * T);
     // SAFETY: the tiles are a part of what the caller vouched for.
     if !unsafe { E::transpose_tiles(src, src_ld, rb, cb, dst, dst_ld) } {
-        for c0 in (0..cb).step_by(T) {
-            for r0 in (0..rb).step_by(T) {
+        for r0 in (0..rb).step_by(T) {
+            for c0 in (0..cb).step_by(T) {
                 for c in c0..c0 + T {
                     let col = &src[r0 + c * src_ld..][..T];
                     for (r, &v) in col.iter().enumerate() {
@@ -472,8 +471,11 @@ pub(crate) unsafe fn transpose_into<E: Kern>(src: &[E], src_ld: usize, rows: usi
 unsafe fn transpose_tiles_avx(src: &[f32], src_ld: usize, rows: usize, cols: usize, dst: *mut f32, dst_ld: usize) {
     use std::arch::x86_64::*;
     assert!(rows.is_multiple_of(8) && cols.is_multiple_of(8) && (cols == 0 || src.len() >= src_ld * (cols - 1) + rows), "transpose tiles: bad shape");
-    for c0 in (0..cols).step_by(8) {
-        for r0 in (0..rows).step_by(8) {
+    // row blocks outside: the eight rows of `dst` being written fill line after line. Columns
+    // outside left 32 half-written lines in flight, which a leading dimension of 4 KB (W3's
+    // `dz`, [1024, N·T]) puts in one L1 set: every store missed.
+    for r0 in (0..rows).step_by(8) {
+        for c0 in (0..cols).step_by(8) {
             // SAFETY: the loads read src[r0 .. r0 + 8 + src_ld·c] for c < cols (asserted in
             // bounds); the stores write rows r0 .. r0 + 8, columns c0 .. c0 + 8 of dst (the
             // caller's contract).
