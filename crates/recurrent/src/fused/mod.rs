@@ -15,11 +15,11 @@
 //! LSTM(64 => 256), which was 40% of a one-step sequence, 9% of ten steps and 2% of fifty.
 //!
 //! When the result will be differentiated, the forward keeps, per thread, the activated gates,
-//! `c_t` and `tanh(c_t)` of every step, and every step's input `[x_tᵀ | h_{t-1}ᵀ]` (all steps as
-//! one `[N·T, in + H]` matrix). Backprop through time runs on the same threads and units: per
-//! step a fused gate-backward pass, a barrier, and one GEMM `dz_t · Wh[:, units]` giving the
-//! gradient that reaches those units of `h_{t-1}`; then one GEMM over all steps gives
-//! `[dWi | dWh]` and one more `dX`. The slot ops hand their incoming gradients to the sequence op
+//! `c_t` and `tanh(c_t)` of every step, and every step's input `[x_tᵀ | h_{t-1}ᵀ | 1]` (all
+//! steps as one `[N·T, in + H + 1]` matrix). Backprop through time runs on the same threads and
+//! units: per step a fused gate-backward pass, a barrier, and one GEMM `dz_t · Wh[:, units]`
+//! giving the gradient that reaches those units of `h_{t-1}`; then one GEMM over all steps gives
+//! `[dWi | dWh | db]` and one more `dX`. The slot ops hand their incoming gradients to the sequence op
 //! through a side channel instead of building a dense gradient of the whole sequence, so a loss
 //! over every step costs no more than one over the last.
 //!

@@ -141,8 +141,9 @@ const CLASSES: usize = 26;
 /// Checks a family's splits against the clock (see the module doc). Per size class (the
 /// predicted one-thread time, in powers of two) it keeps the measured time of one-thread and
 /// of split runs relative to the prediction (moving averages), runs whichever is faster, and
-/// every so often the other (the more it loses, the rarer: at most about 1% of the time lost to
-/// trying), so a change of load or machine is noticed.
+/// every so often the other (the more it loses, the rarer: about 1% of the time lost to trying,
+/// more only where one choice is over 40 times slower, since the other is tried at least once in
+/// 4096 calls), so a change of load or machine is noticed.
 ///
 /// ```
 /// use flux_tensor::{parties_for, Tuner};
@@ -535,7 +536,7 @@ mod tests {
         assert_eq!(class.pick(2), 1, "then one thread, to compare");
         class.record(false, 1.0);
         // splitting measured 3x slower: one thread, except one call in 200 (each try costs two
-        // runs' time, 1% of the whole)
+        // extra runs' time, 1% of the whole)
         let picks: Vec<usize> = (0..1000).map(|_| class.pick(2)).collect();
         assert_eq!(picks.iter().filter(|&&p| p == 2).count(), 5);
         // the split becomes faster (the load went away): a few runs and it takes over
