@@ -493,5 +493,24 @@ mod tests {
                 .collect(),
         );
         println!("a region of 2 parties, the caller waiting for the pool's: {region:.1} µs");
+        // one of W2's batch-64 products after 20 ms idle (the pool thread has gone to sleep):
+        // what a split costs when no thread lingers, through the model's own choice
+        let (m, n, k) = (128, 64, 784);
+        let (a, b, mut c) = (vec![0.5f32; m * k], vec![0.25f32; k * n], vec![0.0f32; m * n]);
+        for threads in [1, 2] {
+            threads::set_num_threads(threads);
+            let cold = median(
+                (0..21)
+                    .map(|_| {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        let t0 = Instant::now();
+                        f32::gemm(m, n, k, &a, false, &b, false, &mut c, false);
+                        t0.elapsed().as_secs_f64() * 1e6
+                    })
+                    .collect(),
+            );
+            println!("[{m}, {k}]·[{k}, {n}] after 20 ms idle, {threads} thread(s) allowed: {cold:.1} µs");
+        }
+        threads::set_num_threads(0);
     }
 }

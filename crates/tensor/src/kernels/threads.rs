@@ -28,24 +28,45 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Fixed cost of a region of `p` parties, per party beyond the first: waking a pool thread,
-/// handing it the task and closing the region. The prior of the model, from `gemm.rs`'s
-/// `calibrate` on the 2-core machine under a moderate load: two threads took 20-40 µs more than
-/// half of one thread's time on products of 128³ to 256³. Under a heavy load the hand-over took
-/// 4-8 ms; the [`Tuner`]s notice that, the model does not try to.
-const FORK_NS: f64 = 25_000.0;
+/// Fixed cost of a region of `p` parties, per party beyond the first, while a pool thread
+/// lingers ([`LINGER`]): handing it the task and closing the region. A region of two parties
+/// costs 0.5 µs then (`gemm.rs`'s `calibrate`); 5 µs leaves a margin. With it W1's n = 128 and
+/// W2's batch-64 layers (2-6M multiply-adds) run on two threads in 0.57x and 0.73x of one
+/// thread's time (alternated, 4 rounds), where the cold cost kept them on one.
+const WARM_FORK_NS: f64 = 5_000.0;
+
+/// The same when no pool thread lingers: the pool's thread must be woken (100-200 µs on these
+/// virtual machines), so the caller does most of the work itself, and a product split in blocks
+/// packs its unsplit operand once per block. One of W2's batch-64 products after 20 ms idle took
+/// 103 µs split against 77 on one thread. Measured before the threads lingered: two threads
+/// took 20-40 µs more than half of one thread's time on products of 128³ to 256³. Under a heavy
+/// load the hand-over took 4-8 ms; the [`Tuner`]s notice that, the model does not try to.
+const COLD_FORK_NS: f64 = 25_000.0;
+
+/// Set while a thread handed out by [`warm_up`] has not started yet.
+static WARMING: AtomicBool = AtomicBool::new(false);
+
+/// When work last found the pool asleep that a lingering thread would have split, in
+/// nanoseconds since [`epoch`] (0: never).
+static COLD_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// Two such pieces of work this close together are taken for a loop, worth a thread that
+/// lingers: waking one costs the caller 11.5 µs here (after 20 ms idle), which a lone product
+/// should not pay.
+const REPEAT: Duration = Duration::from_millis(1);
 
 /// Cost of one hand-over between parties that move in lockstep (a step's results published,
 /// the next step claimed): a few cache-line transfers and the wait for the slower party. A
 /// prior of the same kind: with it a 50-step sequence is proposed for two threads from about
-/// 290 µs of work (6 µs per step); W3's forward has 100 µs per step.
+/// 230 µs of work (4.6 µs per step) while a thread lingers, 290 µs otherwise; W3's forward has
+/// 100 µs per step.
 const SYNC_NS: f64 = 1_500.0;
 
 /// A split must promise to save at least this fraction of the one-thread time: below that,
@@ -109,7 +130,11 @@ pub(crate) fn available() -> usize {
 /// hand-overs between parties it needs (steps of a recurrence; 0 for independent parts).
 ///
 /// The model: `p` parties take `one_thread_ns / p + (p - 1)·FORK + syncs·SYNC`; a split is
-/// taken when that saves at least 15% of the one-thread time.
+/// taken when that saves at least 15% of the one-thread time. `FORK` is small while a pool
+/// thread lingers after an earlier region and large when the pool sleeps. Work that only the
+/// small cost would split runs on one thread then; when such work comes twice within a
+/// millisecond (a loop), the second also hands the pool an empty task, so that a thread lingers
+/// for the next.
 ///
 /// ```
 /// // a millisecond of independent work is worth splitting wherever there are two threads
@@ -121,12 +146,44 @@ pub(crate) fn available() -> usize {
 /// flux_tensor::set_num_threads(0);
 /// ```
 pub fn parties_for(one_thread_ns: f64, syncs: usize, max_parts: usize) -> usize {
-    choose(one_thread_ns, syncs, available().min(max_parts))
+    let most = available().min(max_parts);
+    let warm = choose(one_thread_ns, syncs, most, WARM_FORK_NS);
+    // (the common case, small work, decided without looking at the pool)
+    if warm <= 1 || !lingering().is_empty() {
+        return warm;
+    }
+    let cold = choose(one_thread_ns, syncs, most, COLD_FORK_NS);
+    if cold < warm && repeated() {
+        warm_up();
+    }
+    cold
 }
 
-/// The cost model of [`parties_for`] with at most `most` parties.
-fn choose(one_thread_ns: f64, syncs: usize, most: usize) -> usize {
-    let time = |p: usize| one_thread_ns / p as f64 + (p - 1) as f64 * FORK_NS + if p > 1 { syncs as f64 * SYNC_NS } else { 0.0 };
+/// Notes work that found the pool asleep; whether other such work came within [`REPEAT`].
+fn repeated() -> bool {
+    let now = epoch().elapsed().as_nanos().min(u64::MAX as u128) as u64 + 1;
+    let last = COLD_SEEN.swap(now, Ordering::Relaxed);
+    last != 0 && now.saturating_sub(last) < REPEAT.as_nanos() as u64
+}
+
+/// The process's reference instant for [`COLD_SEEN`].
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Hands the pool an empty task, unless one is on its way: the thread that runs it lingers
+/// afterwards ([`linger`]), ready for the next region.
+fn warm_up() {
+    if !WARMING.swap(true, Ordering::AcqRel) {
+        hand_out(Box::new(|| WARMING.store(false, Ordering::Release)));
+    }
+}
+
+/// The cost model of [`parties_for`] with at most `most` parties, `fork_ns` per party beyond
+/// the first.
+fn choose(one_thread_ns: f64, syncs: usize, most: usize, fork_ns: f64) -> usize {
+    let time = |p: usize| one_thread_ns / p as f64 + (p - 1) as f64 * fork_ns + if p > 1 { syncs as f64 * SYNC_NS } else { 0.0 };
     let best = (1..=most.max(1)).min_by(|&a, &b| time(a).total_cmp(&time(b))).unwrap_or(1);
     if best > 1 && time(best) <= (1.0 - MIN_GAIN) * one_thread_ns {
         best
@@ -559,13 +616,18 @@ mod tests {
 
     #[test]
     fn the_cost_model_splits_only_large_work() {
-        assert_eq!(choose(1e9, 0, 1), 1, "one thread allowed");
-        assert_eq!(choose(10e3, 0, 8), 1, "10 µs: the fork costs more than it saves");
-        // 50 steps of 5 µs each: the hand-overs eat the gain
-        assert_eq!(choose(250e3, 50, 2), 1);
-        assert_eq!(choose(10e6, 0, 2), 2);
-        assert_eq!(choose(10e6, 50, 2), 2);
-        assert_eq!(choose(1e9, 0, 8), 8);
+        let (warm, cold) = (WARM_FORK_NS, COLD_FORK_NS);
+        assert_eq!(choose(1e9, 0, 1, warm), 1, "one thread allowed");
+        assert_eq!(choose(10e3, 0, 8, warm), 1, "10 µs: the fork costs more than it saves");
+        // 50 steps of 4 µs each: the hand-overs eat the gain
+        assert_eq!(choose(200e3, 50, 2, warm), 1);
+        // a product of 17 µs (W1's n = 128) splits while a thread lingers, not from a cold pool
+        assert_eq!(choose(17e3, 0, 2, warm), 2);
+        assert_eq!(choose(17e3, 0, 2, cold), 1);
+        assert_eq!(choose(100e3, 0, 2, cold), 2);
+        assert_eq!(choose(10e6, 0, 2, cold), 2);
+        assert_eq!(choose(10e6, 50, 2, cold), 2);
+        assert_eq!(choose(1e9, 0, 8, cold), 8);
     }
 
     #[test]
